@@ -1,0 +1,155 @@
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from xencoder_lab import data
+from xencoder_lab.data import (
+    TOY_PATH,
+    DatasetFormatError,
+    DatasetNotFoundError,
+    download_beir,
+    fast_subset,
+    load_beir,
+    maybe_fast,
+)
+
+
+def copy_toy(tmp_path: Path) -> Path:
+    folder = tmp_path / "toy"
+    shutil.copytree(TOY_PATH, folder)
+    return folder
+
+
+def test_toy_structure(toy):
+    assert len(toy.corpus) == 16 and len(toy.queries) == 6
+    assert set(toy.queries) == set(toy.qrels)  # only judged queries of the split
+    assert toy.corpus["d01"]["title"] == "Vitamin D and bone density"
+    assert all(isinstance(g, int) for judged in toy.qrels.values() for g in judged.values())
+    train = load_beir("toy", split="train", path=TOY_PATH)
+    assert set(train.queries) == {"q7", "q8"}
+
+
+def test_scifact_sizes(scifact_test):
+    assert len(scifact_test.corpus) == 5183
+    assert len(scifact_test.queries) == 300
+    assert sum(len(j) for j in scifact_test.qrels.values()) == 339
+    train = load_beir("scifact", split="train", download=False)
+    assert len(train.queries) == 809 and sum(len(j) for j in train.qrels.values()) == 919
+
+
+def test_lookup_order_env_then_cache(tmp_path, monkeypatch):
+    env_root, cache_root = tmp_path / "env", tmp_path / "cache"
+    shutil.copytree(TOY_PATH, env_root / "toy")
+    shutil.copytree(TOY_PATH, cache_root / "datasets" / "toy")
+    monkeypatch.setenv("XLAB_CACHE", str(cache_root))
+    monkeypatch.setenv("XLAB_DATA", str(env_root))
+    assert data.find_dataset("toy") == env_root / "toy"
+    monkeypatch.delenv("XLAB_DATA")
+    assert data.find_dataset("toy") == cache_root / "datasets" / "toy"
+
+
+def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLAB_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_beir("scifact", download=False)
+    message = str(err.value)
+    assert str(tmp_path / "nowhere" / "scifact") in message and "XLAB_DATA" in message
+    with pytest.raises(DatasetNotFoundError, match="no BEIR dataset 'toy' at"):
+        load_beir("toy", path=tmp_path / "empty")
+
+
+def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("XLAB_DATA", raising=False)
+    monkeypatch.setattr(data, "BEIR_URL", f"file://{tmp_path}/absent-{{name}}.zip")
+    with pytest.raises(DatasetNotFoundError, match="download failed"):
+        load_beir("toy")
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    folder = copy_toy(tmp_path)
+    lines = (folder / "corpus.jsonl").read_text().splitlines()
+    lines[3] = '{"_id": "d04", "title": "broken"'
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetFormatError, match=r"corpus\.jsonl:4: not valid JSON"):
+        load_beir("toy", path=folder)
+
+
+def test_missing_field_and_bad_qrels(tmp_path):
+    folder = copy_toy(tmp_path)
+    with open(folder / "queries.jsonl", "a") as f:
+        f.write(json.dumps({"id": "q9", "text": "no _id"}) + "\n")
+    with pytest.raises(DatasetFormatError, match=r"queries\.jsonl:9: missing field\(s\) _id"):
+        load_beir("toy", path=folder)
+
+    folder = copy_toy(tmp_path / "b")
+    with open(folder / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\tnot-a-doc\t1\n")
+    with pytest.raises(DatasetFormatError, match=r"test\.tsv:12: document id 'not-a-doc' is not in corpus"):
+        load_beir("toy", path=folder)
+
+    folder = copy_toy(tmp_path / "c")
+    with open(folder / "qrels" / "test.tsv", "a") as f:
+        f.write("q1 d03 1\n")
+    with pytest.raises(DatasetFormatError, match=r"test\.tsv:12: expected 3 tab-separated fields"):
+        load_beir("toy", path=folder)
+
+
+def test_empty_corpus_and_missing_split(tmp_path):
+    folder = copy_toy(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match="splits available here: \\['test', 'train'\\]"):
+        load_beir("toy", split="dev", path=folder)
+    (folder / "corpus.jsonl").write_text("\n")
+    with pytest.raises(DatasetFormatError, match="corpus is empty"):
+        load_beir("toy", path=folder)
+
+
+def _zip_of(folder: Path, name: str, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w") as zf:
+        for file in folder.rglob("*"):
+            if file.is_file():
+                zf.write(file, Path(name) / file.relative_to(folder))
+    return target
+
+
+def test_download_unpacks_and_checks_checksums(tmp_path, monkeypatch):
+    archive = _zip_of(TOY_PATH, "toy", tmp_path / "toy.zip")
+    sums = {
+        rel: hashlib.sha256((TOY_PATH / rel).read_bytes()).hexdigest()
+        for rel in ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"]
+    }
+    monkeypatch.setitem(data.CHECKSUMS, "toy", sums)
+    folder = download_beir("toy", tmp_path / "datasets", url=archive.as_uri())
+    assert folder == tmp_path / "datasets" / "toy"
+    assert len(load_beir("toy", path=folder).corpus) == 16
+
+    monkeypatch.setitem(data.CHECKSUMS, "toy", {**sums, "corpus.jsonl": "0" * 64})
+    with pytest.raises(DatasetFormatError, match="checksum mismatch for toy/corpus.jsonl"):
+        download_beir("toy", tmp_path / "other", url=archive.as_uri())
+    assert not (tmp_path / "other" / "toy").exists()  # nothing half-checked is left where the loader looks
+
+
+def test_loader_downloads_into_the_cache_as_a_last_resort(tmp_path, monkeypatch):
+    _zip_of(TOY_PATH, "toy", tmp_path / "toy.zip")
+    monkeypatch.delenv("XLAB_DATA", raising=False)
+    monkeypatch.setattr(data, "BEIR_URL", f"file://{tmp_path}/{{name}}.zip")
+    ds = load_beir("toy")
+    assert ds.path == data.cache_dir() / "datasets" / "toy"
+    assert len(ds.queries) == 6
+
+
+def test_fast_subset_is_fixed_and_complete(scifact_test, monkeypatch):
+    small = fast_subset(scifact_test)
+    assert len(small.queries) == 100
+    judged = {d for j in small.qrels.values() for d in j}
+    assert judged <= set(small.corpus)
+    assert len(small.corpus) == len(judged) + 900
+    assert small.queries == fast_subset(scifact_test).queries
+    assert list(small.corpus) == [d for d in scifact_test.corpus if d in small.corpus]  # corpus order kept
+    monkeypatch.setenv("XLAB_FAST", "1")
+    assert maybe_fast(scifact_test).queries == small.queries
+    monkeypatch.setenv("XLAB_FAST", "0")
+    assert maybe_fast(scifact_test) is scifact_test

@@ -1,0 +1,37 @@
+"""The set-up files agree with each other: pyproject.toml, environment.yml, the Makefile and CI."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[; ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_installs_what_pyproject_declares():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    in_env = [r for r in pip_section if not r.startswith("-e")]
+    assert sorted(map(str.strip, in_env)) == sorted(declared), "keep environment.yml's pip list equal to pyproject"
+    assert "-e ." in pip_section
+
+
+def test_torch_is_pinned_and_installed_first():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()
+    assert makefile.index("$(TORCH)") < makefile.index("-e .[dev]")
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make course" in readme
+    assert re.search(r"^\s*make test\b", ci, re.M)
+    assert "XLAB_DATA" in ci and "XLAB_FAST=1" in ci

@@ -1,0 +1,112 @@
+"""Keep expensive, deterministic results on disk: computed once per machine (built in notebook 01).
+
+Corpus embeddings or cross-encoder scores take minutes on a laptop CPU, and are the same every time for
+the same model, data and settings. So each result is stored under a key made from exactly those things:
+
+    key = sha256(json(parts, sorted keys))[:20]        e.g. parts = {model fingerprint, dataset, max_length}
+
+Files live in ``XLAB_CACHE`` if set, else in the user's cache folder (``platformdirs``). A result is written
+to a temporary file first and then renamed into place, so a crash never leaves a half-written entry that a
+later run would read. Arrays are stored as ``.npy``, everything else as JSON (never pickle).
+
+>>> import tempfile, numpy as np
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     calls = []
+...     def compute():
+...         calls.append(1)
+...         return np.arange(3.0)
+...     first = load_or_compute("demo", {"n": 3}, compute, root=tmp)
+...     again = load_or_compute("demo", {"n": 3}, compute, root=tmp)
+...     (again == first).all(), len(calls)
+(np.True_, 1)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def cache_dir(root: str | os.PathLike | None = None) -> Path:
+    """The cache folder: ``root``, else ``XLAB_CACHE``, else the user cache folder for xencoder-lab."""
+    if root is None:
+        root = os.environ.get("XLAB_CACHE")
+    if root is None:
+        from platformdirs import user_cache_dir
+
+        root = user_cache_dir("xencoder-lab")
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    """A stable key for a dict of settings (order of keys does not matter).
+
+    Python's built-in ``hash()`` is salted per process for strings, so it can never key a disk cache.
+
+    >>> cache_key({"a": 1, "b": "x"}) == cache_key({"b": "x", "a": 1})
+    True
+    >>> cache_key({"a": 1}) == cache_key({"a": 2})
+    False
+    """
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file to ``path`` in one step.
+
+    A reader sees either the old file, or the complete new one, never a partial file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object, so numpy does not append ".npy" to the temporary name
+        np.save(f, array, allow_pickle=False)
+
+
+def load_or_compute(
+    namespace: str,
+    parts: dict[str, Any],
+    compute: Callable[[], Any],
+    root: str | os.PathLike | None = None,
+) -> Any:
+    """Return the cached value for ``(namespace, parts)``, computing and storing it on a miss.
+
+    ``compute()`` must return a numpy array (stored as ``.npy``) or a JSON-serialisable value (which comes
+    back as JSON gives it: tuples as lists, dict keys as strings).
+    A ``.json`` file beside each entry records the ``parts`` it was made from, for people reading the cache.
+    """
+    folder = cache_dir(root) / namespace
+    key = cache_key(parts)
+    npy, js = folder / f"{key}.npy", folder / f"{key}.json"
+    if npy.exists():
+        return np.load(npy, allow_pickle=False)
+    if js.exists():
+        return json.loads(js.read_text())["value"]
+    value = compute()
+    if isinstance(value, np.ndarray):
+        atomic_write(npy, lambda tmp: _save_npy(tmp, value))
+        atomic_write(folder / f"{key}.parts.json", lambda tmp: tmp.write_text(json.dumps(parts, default=str)))
+    else:
+        payload = json.dumps({"parts": parts, "value": value}, default=str)
+        atomic_write(js, lambda tmp: tmp.write_text(payload))
+    return value

@@ -1,0 +1,283 @@
+"""Load a retrieval benchmark in BEIR format into plain Python structures (built in notebook 01).
+
+A BEIR dataset is a folder with three parts:
+
+- ``corpus.jsonl``: one document a line, ``{"_id": ..., "title": ..., "text": ...}``
+- ``queries.jsonl``: one query a line, ``{"_id": ..., "text": ...}``
+- ``qrels/<split>.tsv``: relevance judgments, ``query-id <TAB> corpus-id <TAB> score`` with a header line
+
+``load_beir`` finds the folder in this order: an explicit ``path``; ``$XLAB_DATA/<name>``; the user cache
+(``$XLAB_CACHE/datasets/<name>``); and only then downloads the public BEIR zip (progress bar, checksum).
+
+``XLAB_FAST=1`` (set in CI) shrinks evaluation through ``maybe_fast``: a fixed, seeded subset of queries and a
+corpus cut to their judged documents plus a fixed sample of distractors. The code path is the same.
+
+>>> toy = load_beir("toy", split="test", path=TOY_PATH)
+>>> len(toy.corpus), len(toy.queries), toy.qrels["q1"]
+(16, 6, {'d01': 2, 'd02': 1})
+>>> document_text(toy.corpus["d12"])
+'Measles vaccine. Two doses of the measles vaccine prevent about 97 percent of measles cases.'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cache import cache_dir
+
+TOY_PATH = Path(__file__).resolve().parent.parent / "data" / "toy"
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
+# sha256 of the files inside the public BEIR zips; a download whose files differ is refused.
+CHECKSUMS = {
+    "scifact": {
+        "corpus.jsonl": "bc329d2006310e71ec870c0a240921c69f2b8102658fcad8488100a4d385d1b0",
+        "queries.jsonl": "067f01aaee010dcffe1197e59e584986503ff6984f15ac3e4d9840fcabd81990",
+        "qrels/train.tsv": "4da2bae808e23316834044eb14db1674f9496190e49a57693f6f13b23d428272",
+        "qrels/test.tsv": "18a49075af697c9bcdb3cf7b3618a12b32be0697a7e15f10a07de09d914d59b2",
+    },
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset is in none of the places the loader looks, and could not be downloaded."""
+
+
+class DatasetFormatError(ValueError):
+    """A file of the dataset is malformed; the message names the file and the line."""
+
+
+@dataclass
+class Dataset:
+    """One split of a BEIR dataset, as plain dicts.
+
+    corpus:  doc id -> {"title": str, "text": str}         (every document, judged or not)
+    queries: query id -> text                               (only the queries judged in this split)
+    qrels:   query id -> {doc id: relevance grade (int)}    (grade > 0 means relevant)
+    """
+
+    name: str
+    split: str
+    corpus: dict[str, dict[str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    path: Path | None = None
+
+    def __repr__(self) -> str:
+        judgments = sum(len(d) for d in self.qrels.values())
+        return (
+            f"Dataset({self.name!r}, split={self.split!r}, docs={len(self.corpus)}, "
+            f"queries={len(self.queries)}, judgments={judgments})"
+        )
+
+
+def document_text(doc: dict[str, str]) -> str:
+    """The text a model or BM25 sees for a document: ``"title. text"`` (just the text when untitled)."""
+    title, text = doc.get("title", "").strip(), doc.get("text", "").strip()
+    if not title:
+        return text
+    return f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {text}"
+
+
+def load_beir(
+    name: str = "scifact",
+    split: str = "test",
+    path: str | os.PathLike | None = None,
+    download: bool = True,
+) -> Dataset:
+    """Load one split of a BEIR dataset (see the module docstring for where it is looked for)."""
+    folder = find_dataset(name, path=path, download=download)
+    corpus = _read_corpus(folder / "corpus.jsonl")
+    all_queries = _read_queries(folder / "queries.jsonl")
+    qrels = _read_qrels(folder / "qrels" / f"{split}.tsv", corpus, all_queries)
+    queries = {qid: all_queries[qid] for qid in qrels}
+    return Dataset(name=name, split=split, corpus=corpus, queries=queries, qrels=qrels, path=folder)
+
+
+def find_dataset(name: str, path: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Return the folder holding dataset ``name``; download it into the user cache as a last resort."""
+    if path is not None:  # an explicit path is the user's choice: never fall back silently
+        found = _dataset_in(Path(path).expanduser(), name)
+        if found is None:
+            raise DatasetNotFoundError(
+                f"no BEIR dataset {name!r} at {Path(path).expanduser()}: expected corpus.jsonl, queries.jsonl "
+                f"and qrels/ there or in {Path(path).expanduser() / name}."
+            )
+        return found
+    looked = []
+    env = os.environ.get("XLAB_DATA")
+    candidates = [Path(env).expanduser()] if env else []
+    candidates.append(cache_dir() / "datasets")
+    for base in candidates:
+        found = _dataset_in(base, name)
+        if found is not None:
+            return found
+        looked.append(str(base / name))
+    how = (
+        f"Set XLAB_DATA to the folder that contains {name}/ (with corpus.jsonl, queries.jsonl and qrels/), "
+        f"pass path=..., or download {BEIR_URL.format(name=name)} and unzip it into {cache_dir() / 'datasets'}."
+    )
+    if not download:
+        raise DatasetNotFoundError(f"dataset {name!r} not found; looked in: {', '.join(looked)}. {how}")
+    try:
+        return download_beir(name, cache_dir() / "datasets")
+    except OSError as err:
+        raise DatasetNotFoundError(
+            f"dataset {name!r} not found (looked in: {', '.join(looked)}) and the download failed "
+            f"({err}). {how}"
+        ) from err
+
+
+def _dataset_in(base: Path, name: str) -> Path | None:
+    for folder in (base, base / name):
+        if (folder / "corpus.jsonl").is_file() and (folder / "queries.jsonl").is_file():
+            return folder
+    return None
+
+
+def download_beir(name: str, target: Path, url: str | None = None) -> Path:
+    """Download and unzip the public BEIR ``name.zip`` into ``target/name``, checking file checksums.
+
+    The folder appears only once everything is unpacked and checked (unzip to a temporary folder, then
+    rename), so an interrupted download never looks like a dataset.
+    """
+    from tqdm.auto import tqdm
+
+    url = url or BEIR_URL.format(name=name)
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target) as tmp:
+        archive = Path(tmp) / f"{name}.zip"
+        with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}") as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+        unpacked = _dataset_in(Path(tmp), name)
+        if unpacked is None:
+            raise DatasetFormatError(f"{url} does not contain a BEIR dataset named {name!r}.")
+        for rel, expected in CHECKSUMS.get(name, {}).items():
+            actual = hashlib.sha256((unpacked / rel).read_bytes()).hexdigest()
+            if actual != expected:
+                raise DatasetFormatError(
+                    f"checksum mismatch for {name}/{rel} from {url}: got {actual}, expected {expected}. "
+                    "The download is corrupt or the file changed upstream; delete it and try again."
+                )
+        final = target / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(unpacked, final)
+    return final
+
+
+def _read_jsonl(path: Path, required: tuple[str, ...]):
+    if not path.is_file():
+        raise DatasetNotFoundError(f"missing file {path}.")
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DatasetFormatError(f"{path}:{lineno}: not valid JSON ({err.msg}).") from err
+            missing = [key for key in required if not isinstance(row, dict) or key not in row]
+            if missing:
+                raise DatasetFormatError(
+                    f"{path}:{lineno}: missing field(s) {', '.join(missing)}; each line must be a JSON "
+                    f"object with {', '.join(required)}."
+                )
+            yield lineno, row
+
+
+def _read_corpus(path: Path) -> dict[str, dict[str, str]]:
+    corpus = {}
+    for lineno, row in _read_jsonl(path, ("_id", "text")):
+        doc_id = str(row["_id"])
+        if doc_id in corpus:
+            raise DatasetFormatError(f"{path}:{lineno}: document id {doc_id!r} appears twice.")
+        corpus[doc_id] = {"title": row.get("title") or "", "text": row["text"] or ""}
+    if not corpus:
+        raise DatasetFormatError(f"{path}: the corpus is empty; it needs at least one document.")
+    return corpus
+
+
+def _read_queries(path: Path) -> dict[str, str]:
+    return {str(row["_id"]): row["text"] for _, row in _read_jsonl(path, ("_id", "text"))}
+
+
+def _read_qrels(path: Path, corpus: dict, queries: dict) -> dict[str, dict[str, int]]:
+    if not path.is_file():
+        splits = sorted(p.stem for p in path.parent.glob("*.tsv"))
+        raise DatasetNotFoundError(f"missing file {path}; splits available here: {splits or 'none'}.")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            fields = line.rstrip("\n").split("\t")
+            if lineno == 1 and fields[0] == "query-id":
+                continue
+            if not line.strip():
+                continue
+            if len(fields) != 3:
+                raise DatasetFormatError(
+                    f"{path}:{lineno}: expected 3 tab-separated fields (query-id, corpus-id, score), "
+                    f"got {len(fields)}."
+                )
+            qid, doc_id, score = fields
+            try:
+                grade = int(score)
+            except ValueError:
+                raise DatasetFormatError(f"{path}:{lineno}: score {score!r} is not an integer.") from None
+            if qid not in queries:
+                raise DatasetFormatError(f"{path}:{lineno}: query id {qid!r} is not in queries.jsonl.")
+            if doc_id not in corpus:
+                raise DatasetFormatError(f"{path}:{lineno}: document id {doc_id!r} is not in corpus.jsonl.")
+            qrels.setdefault(qid, {})[doc_id] = grade
+    return qrels
+
+
+def is_fast() -> bool:
+    """True when ``XLAB_FAST`` is set to anything but ``""``, ``0`` or ``false`` (CI sets ``XLAB_FAST=1``)."""
+    return os.environ.get("XLAB_FAST", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def fast_subset(ds: Dataset, n_queries: int = 100, n_distractors: int = 900, seed: int = 0) -> Dataset:
+    """A fixed, seeded subset: ``n_queries`` queries, their judged documents and ``n_distractors`` others.
+
+    >>> toy = load_beir("toy", path=TOY_PATH)
+    >>> small = fast_subset(toy, n_queries=2, n_distractors=3)
+    >>> len(small.queries), len(small.corpus) == len({d for j in small.qrels.values() for d in j}) + 3
+    (2, True)
+    >>> small.queries == fast_subset(toy, n_queries=2, n_distractors=3).queries
+    True
+    """
+    rng = random.Random(seed)
+    qids = sorted(ds.qrels)
+    qids = sorted(rng.sample(qids, min(n_queries, len(qids))))
+    judged = {doc_id for qid in qids for doc_id in ds.qrels[qid]}
+    others = sorted(set(ds.corpus) - judged)
+    keep = judged | set(rng.sample(others, min(n_distractors, len(others))))
+    corpus = {doc_id: doc for doc_id, doc in ds.corpus.items() if doc_id in keep}  # corpus order kept
+    return Dataset(
+        name=f"{ds.name}-fast",
+        split=ds.split,
+        corpus=corpus,
+        queries={qid: ds.queries[qid] for qid in qids},
+        qrels={qid: dict(ds.qrels[qid]) for qid in qids},
+        path=ds.path,
+    )
+
+
+def maybe_fast(ds: Dataset) -> Dataset:
+    """``fast_subset(ds)`` when ``XLAB_FAST`` is on, else ``ds`` unchanged."""
+    return fast_subset(ds) if is_fast() else ds

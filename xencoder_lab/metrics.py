@@ -1,0 +1,94 @@
+"""Ranking metrics: MRR@k, Recall@k and nDCG@k, per query and averaged (built in notebook 01).
+
+A *run* maps each query id to its ranked list of document ids, best first. *qrels* map each query id to
+``{doc id: grade}``; a document is relevant when its grade is above 0. Every query in qrels counts in an
+average, also one missing from the run (it scores 0), as in trec_eval and BEIR.
+
+    RR@k      = 1 / rank of the first relevant document in the top k   (0 if none)
+    Recall@k  = |relevant in top k| / |relevant|
+    DCG@k     = sum_{i=1..k} grade_i / log2(i + 1)                     (linear gain, as trec_eval and BEIR)
+    nDCG@k    = DCG@k / DCG@k of the ideal ranking (all judged documents sorted by grade)
+
+>>> qrels = {"q": {"a": 2, "b": 1}}
+>>> run = {"q": ["x", "a", "b"]}
+>>> reciprocal_rank(run["q"], qrels["q"], k=10)
+0.5
+>>> recall(run["q"], qrels["q"], k=2)
+0.5
+>>> round(ndcg(run["q"], qrels["q"], k=10), 4)    # (2/log2(3) + 1/log2(4)) / (2/log2(2) + 1/log2(3))
+0.6697
+>>> evaluate(run, qrels, ["mrr@10", "recall@2"])
+{'mrr@10': 0.5, 'recall@2': 0.5}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+Ranking = Sequence[str]  # document ids, best first
+Judgments = dict[str, int]  # doc id -> grade
+
+
+def reciprocal_rank(ranking: Ranking, judged: Judgments, k: int = 10) -> float:
+    """1 / rank of the first relevant document among the top ``k``, or 0.0 when there is none."""
+    for rank, doc_id in enumerate(ranking[:k], start=1):
+        if judged.get(doc_id, 0) > 0:
+            return 1.0 / rank
+    return 0.0
+
+
+def recall(ranking: Ranking, judged: Judgments, k: int = 100) -> float:
+    """The share of the relevant documents found in the top ``k``."""
+    relevant = {doc_id for doc_id, grade in judged.items() if grade > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(ranking[:k])) / len(relevant)
+
+
+def dcg(grades: Sequence[float]) -> float:
+    """Discounted cumulative gain of grades in rank order: sum of grade_i / log2(i + 1), i from 1.
+
+    >>> dcg([1, 1])    # 1/log2(2) + 1/log2(3)
+    1.6309297535714575
+    """
+    return sum(grade / math.log2(i + 1) for i, grade in enumerate(grades, start=1))
+
+
+def ndcg(ranking: Ranking, judged: Judgments, k: int = 10) -> float:
+    """DCG of the top ``k`` divided by the DCG of the best possible top ``k``."""
+    ideal = dcg(sorted((g for g in judged.values() if g > 0), reverse=True)[:k])
+    if ideal == 0:
+        return 0.0
+    return dcg([max(judged.get(doc_id, 0), 0) for doc_id in ranking[:k]]) / ideal
+
+
+METRICS: dict[str, Callable[[Ranking, Judgments, int], float]] = {
+    "mrr": reciprocal_rank,
+    "recall": recall,
+    "ndcg": ndcg,
+}
+
+
+def _parse(metric: str) -> tuple[Callable[[Ranking, Judgments, int], float], int]:
+    name, _, k = metric.lower().partition("@")
+    if name not in METRICS or not k.isdigit() or int(k) < 1:
+        raise ValueError(f"unknown metric {metric!r}: use one of mrr@K, recall@K, ndcg@K with K >= 1.")
+    return METRICS[name], int(k)
+
+
+def per_query(run: dict[str, Ranking], qrels: dict[str, Judgments], metric: str) -> dict[str, float]:
+    """``metric`` (e.g. ``"ndcg@10"``) for every query in ``qrels``; queries absent from ``run`` score 0."""
+    fn, k = _parse(metric)
+    return {qid: fn(run.get(qid, []), judged, k) for qid, judged in qrels.items()}
+
+
+def evaluate(
+    run: dict[str, Ranking],
+    qrels: dict[str, Judgments],
+    metrics: Sequence[str] = ("mrr@10", "recall@100", "ndcg@10"),
+) -> dict[str, float]:
+    """The mean of each metric over all queries in ``qrels``."""
+    if not qrels:
+        raise ValueError("qrels are empty: there is nothing to evaluate.")
+    return {m: sum(values.values()) / len(values) for m in metrics for values in [per_query(run, qrels, m)]}

