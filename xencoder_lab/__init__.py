@@ -7,6 +7,14 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``bm25``: the BM25 baseline (notebook 01)
 - ``models``: which base model and which device (notebook 01)
 - ``cache``: expensive, deterministic results kept on disk (notebook 01)
+- ``bi_encoder``: query and document towers, CLS / pooler / mean pooling, cached corpus embeddings (notebook 02)
+- ``retrieval``: exact dense top-k search over a FAISS ``IndexFlatIP`` (notebook 02)
+- ``losses``: the in-batch negatives (InfoNCE) loss, temperature = 1 / scale (notebook 03)
+- ``training``: a sampler without duplicates, the fine-tuning loops, crash-safe checkpoints (notebook 03)
+- ``negatives``: hard negatives mined by a retriever, with a margin against false negatives (notebook 03)
+- ``checkpoints``: small course checkpoints, their manifests and the staleness check (notebook 03)
+- ``recipes``: the named recipes that train the course checkpoints, one command each (notebook 03 on)
+- ``cross_encoder``: joint encoding of a pair, a logit per pair, batched scoring and reranking (notebook 04)
 """
 
 __version__ = "0.1.0"

@@ -71,6 +71,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; the entry it becomes is not
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

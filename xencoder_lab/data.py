@@ -246,6 +246,28 @@ def _read_qrels(path: Path, corpus: dict, queries: dict) -> dict[str, dict[str, 
     return qrels
 
 
+def split_validation(ds: Dataset, n: int = 80, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Carve a validation split of ``n`` seeded queries out of ``ds`` (normally train): ``(rest, validation)``.
+
+    Model choices are made on validation; the test split is only ever used to report.
+
+    >>> train = load_beir("toy", split="test", path=TOY_PATH)
+    >>> rest, val = split_validation(train, n=2)
+    >>> len(rest.queries), len(val.queries), set(rest.queries).isdisjoint(val.queries)
+    (4, 2, True)
+    """
+    if not 0 < n < len(ds.qrels):
+        raise ValueError(f"n={n} but the split has {len(ds.qrels)} queries: use 0 < n < {len(ds.qrels)}.")
+    held_out = set(random.Random(seed).sample(sorted(ds.qrels), n))
+
+    def part(keep: bool, split: str) -> Dataset:
+        qids = [q for q in ds.qrels if (q in held_out) != keep]
+        queries = {q: ds.queries[q] for q in qids}
+        return Dataset(ds.name, split, ds.corpus, queries, {q: ds.qrels[q] for q in qids}, ds.path)
+
+    return part(True, ds.split), part(False, f"{ds.split}-validation")
+
+
 def is_fast() -> bool:
     """True when ``XLAB_FAST`` is set to anything but ``""``, ``0`` or ``false`` (CI sets ``XLAB_FAST=1``)."""
     return os.environ.get("XLAB_FAST", "").strip().lower() not in ("", "0", "false", "no")

@@ -24,6 +24,7 @@ average, also one missing from the run (it scores 0), as in trec_eval and BEIR.
 from __future__ import annotations
 
 import math
+import random
 from typing import Callable, Sequence
 
 Ranking = Sequence[str]  # document ids, best first
@@ -92,3 +93,32 @@ def evaluate(
     if not qrels:
         raise ValueError("qrels are empty: there is nothing to evaluate.")
     return {m: sum(values.values()) / len(values) for m in metrics for values in [per_query(run, qrels, m)]}
+
+
+def paired_bootstrap(
+    a: dict[str, float], b: dict[str, float], samples: int = 10_000, seed: int = 0
+) -> dict[str, float]:
+    """Is system b better than system a? Paired bootstrap over queries of the per-query difference b - a.
+
+    Resample the queries with replacement ``samples`` times; the 2.5th and 97.5th percentiles of the mean
+    difference give a 95% interval. An interval above 0 means b's gain is larger than the noise of which
+    queries happened to be in the test set. ``p`` is the share of resamples where b did not beat a.
+
+    >>> a = {f"q{i}": 0.5 for i in range(50)}
+    >>> b = {q: v + 0.1 for q, v in a.items()}
+    >>> result = paired_bootstrap(a, b)
+    >>> round(result["diff"], 3), round(result["low"], 3) > 0, result["p"]
+    (0.1, True, 0.0)
+    """
+    if set(a) != set(b) or not a:
+        raise ValueError("compare the same, non-empty set of queries (use per_query on the same qrels).")
+    qids = sorted(a)
+    diffs = [b[q] - a[q] for q in qids]
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(diffs, k=len(diffs))) / len(diffs) for _ in range(samples))
+    return {
+        "diff": sum(diffs) / len(diffs),
+        "low": means[int(0.025 * samples)],
+        "high": means[int(0.975 * samples) - 1],
+        "p": sum(m <= 0 for m in means) / samples,
+    }

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from xencoder_lab.cross_encoder import CrossEncoder, rerank_run
+from xencoder_lab.data import document_text
+from xencoder_lab.losses import listwise_loss
+from xencoder_lab.training import train_cross_encoder
+
+
+@pytest.fixture(scope="module")
+def warm():
+    return CrossEncoder(max_length=64, cosine_scale=20.0)
+
+
+def test_pair_encoding_keeps_the_query_whole(warm):
+    query = "Does vitamin D improve bone density?"
+    features = warm.features([query], ["word " * 200])
+    ids, types = features["input_ids"][0], features["token_type_ids"][0]
+    assert len(ids) == 64
+    n_query = len(warm.tokenizer(query)["input_ids"])  # [CLS] query [SEP]
+    assert types[:n_query] == [0] * n_query and set(types[n_query:]) == {1}
+    assert warm.tokenizer.decode(ids[:n_query], skip_special_tokens=True) == query.lower()
+
+
+def test_batched_scoring_equals_one_pair_at_a_time(warm, toy):
+    docs = [document_text(d) for d in toy.corpus.values()]
+    query = toy.queries["q2"]
+    batched = warm.score(query, docs, batch_size=5)
+    single = np.array([warm.score(query, [d])[0] for d in docs])
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+    assert batched.shape == (len(docs),) and batched.dtype == np.float32
+
+
+def test_warm_start_ranks_before_any_training(warm, toy):
+    ids = list(toy.corpus)
+    docs = [document_text(toy.corpus[d]) for d in ids]
+    hits = 0
+    for qid, judged in toy.qrels.items():
+        best = ids[int(np.argmax(warm.score(toy.queries[qid], docs)))]
+        hits += judged.get(best, 0) > 0
+    assert hits >= 4, hits  # of 6 toy claims
+
+
+def test_plain_head_and_bad_input():
+    plain = CrossEncoder(max_length=32)
+    assert plain.scale is None and plain.head.weight.abs().sum() > 0  # a fresh head: random, not zero
+    with pytest.raises(ValueError, match="pair 0 has an empty query"):
+        plain.score(" ", ["a document"])
+    with pytest.raises(ValueError, match="one of each per pair"):
+        plain.score(["a", "b"], ["a document"])
+    assert plain.score("q", []).shape == (0,)
+
+
+def test_listwise_loss_is_cross_entropy_on_column_zero():
+    logits = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.cross_entropy(logits, torch.zeros(4, dtype=torch.long))
+    torch.testing.assert_close(listwise_loss(logits), expected)
+
+
+@pytest.mark.parametrize("loss", ["listwise", "bce"])
+def test_training_lowers_the_loss(toy, loss):
+    model = CrossEncoder(max_length=48, cosine_scale=20.0)
+    docs = {d: document_text(doc) for d, doc in toy.corpus.items()}
+    groups = [(toy.queries[q], docs[d], [docs["d16"], docs["d12"]]) for q, j in toy.qrels.items() for d in j][:4]
+    # a hard task on purpose: the "positive" is a wrong abstract, so the loss starts high
+    groups = [(q, docs["d10"], [pos, negs[0]]) for q, pos, negs in groups]
+
+    def group_loss():
+        with torch.no_grad():
+            logits = torch.stack([torch.from_numpy(model.score(q, [p, *n])) for q, p, n in groups])
+        return listwise_loss(logits).item()
+
+    before = group_loss()
+    seen = []
+    log = train_cross_encoder(
+        model, groups, steps=6, groups_per_step=2, lr=1e-4, head_lr=1e-2, warmup=1, loss=loss,
+        log_every=3, evaluate=lambda m: 0.5, evaluate_every=3, on_evaluate=lambda m, s, v, l: seen.append(s),
+        show_progress=False,
+    )
+    assert group_loss() < before
+    assert seen == [3, 6] and [e["step"] for e in log if "loss" in e] == [3, 6]
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_cross_encoder(model, groups, steps=1, loss="hinge", show_progress=False)
+
+
+def test_rerank_run_reorders_only_the_top(warm, toy):
+    ids = list(toy.corpus)
+    run = {q: ids[::-1] for q in toy.queries}  # a poor first stage
+    reranked = rerank_run(warm, toy, run, depth=10)
+    for q in toy.queries:
+        assert sorted(reranked[q][:10]) == sorted(run[q][:10]) and reranked[q][10:] == run[q][10:]
+    logits = warm.score(toy.queries["q1"], [document_text(toy.corpus[d]) for d in reranked["q1"][:10]])
+    assert (np.diff(logits) <= 1e-6).all()

@@ -1,0 +1,91 @@
+"""Tests for xencoder_lab.retrieval: exact top-k against numpy, edge cases, save and load."""
+
+import numpy as np
+import pytest
+
+from xencoder_lab import retrieval
+from xencoder_lab.retrieval import DenseRetriever
+
+
+@pytest.fixture()
+def corpus():
+    rng = np.random.default_rng(0)
+    d_emb = rng.standard_normal((50, 8)).astype(np.float32)
+    d_emb /= np.linalg.norm(d_emb, axis=1, keepdims=True)
+    return d_emb, [f"doc{i}" for i in range(50)]
+
+
+def test_matches_brute_force_top_k(corpus):
+    d_emb, ids = corpus
+    q_emb = np.random.default_rng(1).standard_normal((7, 8)).astype(np.float32)
+    found, scores = DenseRetriever(d_emb, ids).search(q_emb, k=10)
+    all_scores = q_emb @ d_emb.T  # (Q, N)
+    top = np.argsort(-all_scores, axis=1)[:, :10]
+    assert found == [[ids[i] for i in row] for row in top]
+    np.testing.assert_allclose(scores, np.take_along_axis(all_scores, top, axis=1), rtol=1e-5, atol=1e-6)
+    assert scores.shape == (7, 10) and scores.dtype == np.float32
+    assert (np.diff(scores, axis=1) <= 0).all()  # best first
+
+
+def test_edge_cases(corpus):
+    d_emb, ids = corpus
+    retriever = DenseRetriever(d_emb, ids)
+    with pytest.raises(ValueError, match="k=51 but the corpus has 50 documents: use 1 <= k <= 50"):
+        retriever.search(d_emb[:1], k=51)
+    found, scores = retriever.search(np.zeros((0, 8), dtype=np.float32), k=5)
+    assert found == [] and scores.shape == (0, 5)
+    with pytest.raises(ValueError, match="8-d"):
+        retriever.search(np.zeros((1, 4), dtype=np.float32), k=5)
+    with pytest.raises(ValueError, match="reshape"):
+        retriever.search(d_emb[0], k=5)  # one query, 1-D
+    with pytest.raises(ValueError, match="corpus is empty"):
+        DenseRetriever(np.zeros((0, 8), dtype=np.float32), [])
+    with pytest.raises(ValueError, match="one id per row"):
+        DenseRetriever(d_emb, ids[:-1])
+
+
+def test_save_load_round_trip(corpus, tmp_path):
+    d_emb, ids = corpus
+    retriever = DenseRetriever(d_emb, ids)
+    retriever.save(tmp_path / "index")
+    loaded = DenseRetriever.load(tmp_path / "index")
+    assert loaded.ids == ids
+    np.testing.assert_array_equal(loaded.index.reconstruct_n(0, 50), d_emb)
+    q_emb = d_emb[:3] + 0.1
+    assert loaded.search(q_emb, k=5)[0] == retriever.search(q_emb, k=5)[0]
+    retriever.save(tmp_path / "index")  # the same index again: allowed
+    other = DenseRetriever(d_emb[::-1], ids)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        other.save(tmp_path / "index")
+    assert DenseRetriever.load(tmp_path / "index").ids == ids  # untouched
+    other.save(tmp_path / "index", overwrite=True)
+    np.testing.assert_array_equal(DenseRetriever.load(tmp_path / "index").index.reconstruct_n(0, 50), d_emb[::-1])
+
+
+def test_interrupted_save_is_detected(corpus, tmp_path, monkeypatch):
+    d_emb, ids = corpus
+    DenseRetriever(d_emb, ids).save(tmp_path)
+    real_write = retrieval.atomic_write
+
+    def crash_before_ids(path, write):
+        if path.name == "ids.json":
+            raise KeyboardInterrupt  # the new index.faiss is written, its ids.json never is
+        return real_write(path, write)
+
+    monkeypatch.setattr(retrieval, "atomic_write", crash_before_ids)
+    with pytest.raises(KeyboardInterrupt):
+        DenseRetriever(d_emb[::-1], ids).save(tmp_path, overwrite=True)
+    with pytest.raises(ValueError, match="interrupted save"):
+        DenseRetriever.load(tmp_path)
+
+
+def test_from_encoder_on_toy(toy, tmp_path):
+    from xencoder_lab.bi_encoder import BiEncoder
+
+    model = BiEncoder(max_length=64)
+    retriever = DenseRetriever.from_encoder(model, toy, cache_root=tmp_path)
+    assert len(retriever) == len(toy.corpus) and retriever.dim == 384
+    qids = list(toy.queries)
+    found, _ = retriever.search(model.encode_queries([toy.queries[q] for q in qids]), k=3)
+    hits = [any(toy.qrels[q].get(doc_id, 0) > 0 for doc_id in top) for q, top in zip(qids, found)]
+    assert all(hits), dict(zip(qids, found))

@@ -1,0 +1,274 @@
+"""The bi-encoder: queries and documents embedded apart, scored by a dot product (built in notebook 02).
+
+A tower (a Hugging Face encoder) turns a text into token vectors h_1..h_L; pooling turns those into one
+vector; L2 normalisation makes the dot product a cosine:
+
+    e(x)     = normalize(pool(tower(x)))                    shape (D,)
+    s(q, d)  = e_q(q) . e_d(d)                              = cos(q, d) when normalised
+
+Documents are embedded once, ahead of time; at query time only the query goes through a tower.
+
+>>> model = BiEncoder(max_length=32)
+>>> q_emb = model.encode_queries(["Does aspirin prevent heart attacks?"])
+>>> d_emb = model.encode_documents(["Low-dose aspirin cut second heart attacks.", "Measles vaccine works."])
+>>> q_emb.shape, d_emb.dtype
+((1, 384), dtype('float32'))
+>>> BiEncoder.score(q_emb, d_emb).argmax()
+np.int64(0)
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cache import load_or_compute
+from .data import Dataset, document_text
+from .models import load_encoder, model_fingerprint
+
+POOLINGS = ("cls", "pooler", "mean")
+PROGRESS_MIN = 256  # show a progress bar from this many texts on
+
+
+def pool(last_hidden_state, attention_mask, pooler_output=None, how: str = "mean") -> torch.Tensor:
+    """One vector per text from the outputs of one forward pass; h: token vectors, m: attention mask.
+
+        cls     h_1                           the [CLS] token's last hidden state
+        pooler  tanh(W h_1 + b)               the model's ``pooler_output`` (in BERT, a layer pre-trained
+                                              for next-sentence prediction, which mean-pooled fine-tuning
+                                              never trains)
+        mean    sum_t m_t h_t / sum_t m_t     the average of the real tokens (padding has m_t = 0)
+
+    Call it three times on the same outputs to compare poolings without three forward passes.
+
+    >>> h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])    # (B=1, L=3, D=2); the last is padding
+    >>> mask = torch.tensor([[1, 1, 0]])
+    >>> pool(h, mask, how="mean"), pool(h, mask, how="cls")
+    (tensor([[2., 3.]]), tensor([[1., 2.]]))
+    """
+    assert last_hidden_state.ndim == 3 and attention_mask.shape == last_hidden_state.shape[:2]
+    if how == "cls":
+        return last_hidden_state[:, 0]  # (B, D)
+    if how == "pooler":
+        if pooler_output is None:
+            raise ValueError("this model has no pooler_output: use pooling='cls' or 'mean'.")
+        return pooler_output  # (B, D)
+    if how == "mean":
+        mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)  # (B, L, 1)
+        return (last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, D)
+    raise ValueError(f"unknown pooling {how!r}: use one of {POOLINGS}.")
+
+
+def encode_texts(
+    texts: Sequence[str],
+    tokenizer,
+    embed: Callable[[Mapping[str, torch.Tensor]], torch.Tensor],
+    max_length: int = 256,
+    batch_size: int = 32,
+    show_progress: bool | None = None,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """``embed(batch)`` over all texts, as float32 (N, D) in the order given.
+
+    Every text is tokenized once, without padding, and cut at ``max_length`` tokens. Texts are then sorted by
+    their token count, longest first, so each batch is padded only to its own longest text (dynamic padding)
+    and holds texts of nearly the same length; rows are put back in the original order. Runs under
+    ``torch.inference_mode()``. To get several poolings from one forward pass, let ``embed`` return them side
+    by side (``torch.cat`` on dim 1) and split the columns afterwards.
+    """
+    if isinstance(texts, str):
+        raise TypeError("give a list of texts, not one string: e.g. encode_queries([text]).")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is a {type(text).__name__}, not a str: use data.document_text(doc).")
+        if not text.strip():
+            raise ValueError(f"texts[{i}] is empty: an empty text has nothing to embed; drop it or fill it in.")
+    if len(texts) == 0:
+        raise ValueError("no texts to encode.")
+    features = tokenizer(list(texts), truncation=True, max_length=max_length)  # token ids, no padding yet
+    return run_sorted(features, embed, tokenizer.pad_token_id, batch_size, show_progress, device)
+
+
+def run_sorted(
+    features: Mapping[str, list],
+    fn: Callable[[Mapping[str, torch.Tensor]], torch.Tensor],
+    pad_id: int,
+    batch_size: int = 32,
+    show_progress: bool | None = None,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """``fn(batch)`` over tokenized ``features`` in batches of similar length, as float32 rows in input order.
+
+    The engine under ``encode_texts`` (and the cross-encoder's scoring): sort by token count, longest first,
+    pad each batch to its own longest row, run under ``torch.inference_mode()``, restore the order.
+    """
+    from tqdm.auto import tqdm
+
+    n = len(features["input_ids"])
+    order = sorted(range(n), key=lambda i: -len(features["input_ids"][i]))  # longest first
+    show = n >= PROGRESS_MIN if show_progress is None else show_progress
+    chunks = []
+    with torch.inference_mode():
+        for start in tqdm(range(0, n, batch_size), desc="encoding", unit="batch", disable=not show):
+            batch = pad_batch(features, order[start : start + batch_size], pad_id)
+            chunks.append(fn({k: v.to(device) for k, v in batch.items()}).float().cpu().numpy())  # (b, ...)
+    out = np.empty((n, *chunks[0].shape[1:]), dtype=np.float32)
+    out[order] = np.concatenate(chunks)  # back to the order given
+    return out
+
+
+def pad_batch(features: Mapping[str, list], rows: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+    """Tensors (B, L) for ``rows`` of tokenized ``features``, right-padded to the longest row (mask 0 there).
+
+    >>> pad_batch({"input_ids": [[101, 7, 102], [101, 102]], "attention_mask": [[1, 1, 1], [1, 1]]}, [1, 0], 0)
+    {'input_ids': tensor([[101, 102,   0],
+            [101,   7, 102]]), 'attention_mask': tensor([[1, 1, 0],
+            [1, 1, 1]])}
+    """
+    longest = max(len(features["input_ids"][i]) for i in rows)
+    return {
+        key: torch.tensor([values[i] + [pad_id if key == "input_ids" else 0] * (longest - len(values[i])) for i in rows])
+        for key, values in features.items()
+    }
+
+
+class BiEncoder(torch.nn.Module):
+    """A query tower and a document tower (the same module when ``shared``), pooling, L2 normalisation.
+
+    ``shared=False`` gives documents their own tower, a deep copy of the same starting weights: twice the
+    parameters, twice the memory and optimizer state. It helps when queries and documents look very different
+    (short questions against long abstracts, code against docstrings) and there is enough training data to
+    teach two towers; before training both towers give the same embeddings.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        pooling: str = "mean",
+        shared: bool = True,
+        max_length: int = 256,
+        normalize: bool = True,
+        device: torch.device | str | None = None,
+    ):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}: use one of {POOLINGS}.")
+        self.tokenizer, self.query_tower = load_encoder(name, device)
+        limit = self.query_tower.config.max_position_embeddings
+        if not 1 <= max_length <= limit:
+            raise ValueError(f"max_length={max_length}, but this model reads at most {limit} tokens.")
+        self.doc_tower = self.query_tower if shared else copy.deepcopy(self.query_tower)
+        self.pooling, self.shared, self.max_length, self.normalize = pooling, shared, max_length, normalize
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        return self.query_tower.config.hidden_size
+
+    def tokenize(self, texts: Sequence[str]) -> Mapping[str, torch.Tensor]:
+        """Token ids for one batch, padded to its longest text and cut at ``max_length``, on the model's device."""
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
+
+    def forward(self, batch: Mapping[str, torch.Tensor], tower: str = "query") -> torch.Tensor:
+        """Embeddings (B, D) of a tokenized batch through the ``"query"`` or ``"document"`` tower (with grads)."""
+        assert batch["input_ids"].ndim == 2, "batch: output of tokenize(texts), input_ids (B, L)"
+        if tower not in ("query", "document"):
+            raise ValueError(f"tower={tower!r}: use 'query' or 'document'.")
+        out = (self.query_tower if tower == "query" else self.doc_tower)(**batch)
+        pooler_output = getattr(out, "pooler_output", None)  # (B, D); None for models without a pooler
+        emb = pool(out.last_hidden_state, batch["attention_mask"], pooler_output, self.pooling)  # (B, D)
+        return F.normalize(emb, dim=-1) if self.normalize else emb  # (B, D)
+
+    def encode_queries(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool | None = None):
+        """Query embeddings, float32 numpy (N, D), in the order given (see ``encode_texts``)."""
+        return self._encode(texts, "query", batch_size, show_progress)
+
+    def encode_documents(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool | None = None):
+        """Document embeddings, float32 numpy (N, D), in the order given (see ``encode_texts``)."""
+        return self._encode(texts, "document", batch_size, show_progress)
+
+    def _encode(self, texts, tower, batch_size, show_progress) -> np.ndarray:
+        if not isinstance(texts, str) and len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        was_training = self.training
+        self.eval()  # no dropout while encoding
+        try:
+            return encode_texts(
+                texts, self.tokenizer, lambda batch: self(batch, tower), self.max_length, batch_size, show_progress,
+                self.device,
+            )
+        finally:
+            self.train(was_training)
+
+    @staticmethod
+    def score(q_emb, d_emb):
+        """Scores (Q, N): s = q_emb @ d_emb.T, dot products, which are cosines when both are normalised.
+
+        >>> BiEncoder.score(np.array([[1.0, 0.0]]), np.array([[1.0, 0.0], [0.6, 0.8]]))
+        array([[1. , 0.6]])
+        """
+        assert q_emb.ndim == 2 and d_emb.ndim == 2 and q_emb.shape[1] == d_emb.shape[1]
+        return q_emb @ d_emb.T  # (Q, N)
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write the tower(s), the tokenizer and the settings to ``folder`` (``BiEncoder.load`` reads it back)."""
+        folder = Path(folder)
+        self.query_tower.save_pretrained(folder / "query")
+        self.tokenizer.save_pretrained(folder / "query")
+        if not self.shared:
+            self.doc_tower.save_pretrained(folder / "document")
+        settings = {"pooling": self.pooling, "shared": self.shared, "max_length": self.max_length}
+        (folder / "bi_encoder.json").write_text(json.dumps({**settings, "normalize": self.normalize}))
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, device: torch.device | str | None = None) -> "BiEncoder":
+        """A BiEncoder saved with ``save``."""
+        folder = Path(folder)
+        model = cls(str(folder / "query"), device=device, **json.loads((folder / "bi_encoder.json").read_text()))
+        if not model.shared:
+            model.doc_tower = load_encoder(str(folder / "document"), model.device)[1]
+        return model
+
+
+def encode_corpus(
+    model: BiEncoder,
+    ds: Dataset,
+    batch_size: int = 32,
+    show_progress: bool | None = None,
+    cache_root: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """Embeddings (N, D) of ``ds.corpus`` in corpus order, computed once and then read from the disk cache.
+
+    The key holds the document tower's weight fingerprint, the dataset, a digest of the document ids and
+    texts, and the settings, so a fine-tuned model or a changed corpus never gets stale embeddings.
+    """
+    ids = list(ds.corpus)
+    texts = [document_text(ds.corpus[doc_id]) for doc_id in ids]
+    digest = hashlib.sha256(json.dumps([ids, texts]).encode()).hexdigest()[:16]
+    parts = {
+        "model": model_fingerprint(model.doc_tower),
+        "dataset": ds.name,
+        "docs": digest,
+        "pooling": model.pooling,
+        "max_length": model.max_length,
+        "normalize": model.normalize,
+    }
+
+    def compute() -> np.ndarray:
+        return model.encode_documents(texts, batch_size, show_progress)
+
+    return load_or_compute("corpus_embeddings", parts, compute, root=cache_root)

@@ -1,0 +1,62 @@
+"""Contrastive loss with in-batch negatives (InfoNCE) for training a bi-encoder (built in notebook 03).
+
+A batch holds B (query, positive document) pairs. Each query's positive is the matching row; the other B - 1
+documents of the batch serve as its negatives for free, plus any extra rows (hard negatives, shared by the
+whole batch). With s(q, d) = q . d (the cosine for normalised embeddings) and temperature tau:
+
+    L = -1/B sum_i log( exp(s(q_i, d_i) / tau) / sum_j exp(s(q_i, d_j) / tau) )
+
+that is, cross-entropy over the rows of scores = q_emb @ d_emb.T / tau with labels = arange(B).
+
+temperature = 1 / scale: sentence-transformers' ``MultipleNegativesRankingLoss`` uses scale 20 (tau = 0.05),
+the syllabus uses tau = 0.07 (the value from MoCo and CLIP). Cosines lie in [-1, 1], so 1 / tau sets how far
+apart the logits can be: a small tau sharpens the softmax onto the hardest negatives.
+
+A batch that holds the same document twice (or two copies of a query) makes a correct pair count as a
+negative: a false negative. ``training.NoDuplicatesBatchSampler`` builds batches without them.
+
+>>> q_emb = d_emb = torch.eye(3)                  # each query matches its own document, cosine 1 vs 0
+>>> round(in_batch_negatives_loss(q_emb, d_emb, temperature=1.0).item(), 4)    # log(1 + 2 / e)
+0.5514
+>>> round(in_batch_negatives_loss(q_emb, d_emb, temperature=0.05).item(), 4)   # sharper: near 0
+0.0
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def in_batch_negatives_loss(
+    q_emb: torch.Tensor, d_emb: torch.Tensor, temperature: float = 0.05, symmetric: bool = False
+) -> torch.Tensor:
+    """InfoNCE over a batch: row i of ``d_emb`` is the positive of query i; rows from B on are hard negatives.
+
+    ``symmetric`` adds the document -> query direction (each of the first B documents must pick its query
+    among the B queries) and returns the mean of the two directions.
+    """
+    assert q_emb.ndim == 2 and d_emb.ndim == 2, "q_emb (B, D), d_emb (B + extra, D)"
+    assert d_emb.shape[0] >= q_emb.shape[0] and d_emb.shape[1] == q_emb.shape[1], (q_emb.shape, d_emb.shape)
+    assert temperature > 0, "temperature must be positive"
+    B = q_emb.shape[0]
+    scores = q_emb @ d_emb.T / temperature  # (B, B + extra)
+    labels = torch.arange(B, device=scores.device)  # (B,)
+    loss = F.cross_entropy(scores, labels)
+    if symmetric:
+        loss = (loss + F.cross_entropy(scores[:, :B].T, labels)) / 2  # (B, B): document i -> query i
+    return loss
+
+
+def listwise_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy over groups: row i holds one query's logits, its positive in column 0.
+
+        L = -1/G sum_i log( exp(z_i0) / sum_j exp(z_ij) )         z: (G, 1 + negatives)
+
+    The cross-encoder's counterpart of in-batch negatives: each positive competes with its own negatives.
+
+    >>> round(listwise_loss(torch.tensor([[2.0, 0.0, 0.0]])).item(), 4)      # log(1 + 2 e^-2)
+    0.2395
+    """
+    assert logits.ndim == 2 and logits.shape[1] >= 2, "logits (G, 1 + negatives)"
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))

@@ -1,0 +1,263 @@
+"""Fine-tune a bi-encoder with in-batch negatives: sampler, training loop, safe checkpoints (built in notebook 03).
+
+One step: embed B queries and their B positive documents (plus B hard negatives, if given), score every query
+against every document, and take ``losses.in_batch_negatives_loss``. AdamW, a learning rate that rises
+linearly for ``warmup`` steps and then falls linearly to 0, gradients clipped to norm 1.0, all seeded.
+
+>>> pairs = [("q1", "d1"), ("q2", "d1"), ("q3", "d2"), ("q1", "d3")]     # d1 twice, q1 twice
+>>> list(NoDuplicatesBatchSampler(pairs, batch_size=2, seed=0))    # rows 0 and 1 apart, rows 0 and 3 apart
+[[2, 0], [1, 3]]
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from .bi_encoder import BiEncoder
+from .cache import atomic_write
+from .data import Dataset, document_text
+from .losses import in_batch_negatives_loss, listwise_loss
+
+
+def training_pairs(ds: Dataset) -> list[tuple[str, str]]:
+    """(query text, document text) for every relevant judgment of ``ds`` (grade > 0), in qrels order."""
+    return [
+        (ds.queries[qid], document_text(ds.corpus[doc_id]))
+        for qid, judged in ds.qrels.items()
+        for doc_id, grade in judged.items()
+        if grade > 0
+    ]
+
+
+class NoDuplicatesBatchSampler:
+    """Batches of row indices in which no text appears twice: no false negatives from duplicates.
+
+    A row is a tuple of texts (query, positive[, hard negative]). Each pass over it shuffles the rows with a
+    ``random.Random(seed)`` of its own, then fills each batch in that order, skipping a row that shares a text
+    with the batch so far; skipped rows go to later batches. Every row appears once per pass; a batch can end
+    up smaller than ``batch_size`` when the remaining rows all collide. Same seed, same batches.
+    """
+
+    def __init__(self, rows: Sequence[Sequence[str]], batch_size: int, seed: int = 0):
+        if batch_size < 1 or len(rows) == 0:
+            raise ValueError(f"need batch_size >= 1 and at least one row (got {batch_size} and {len(rows)}).")
+        self.rows, self.batch_size, self.rng = rows, batch_size, random.Random(seed)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(range(len(self.rows)))
+        self.rng.shuffle(order)
+        while order:
+            batch, seen, rest = [], set(), []
+            for pos, i in enumerate(order):
+                if len(batch) == self.batch_size:
+                    rest.extend(order[pos:])
+                    break
+                texts = set(self.rows[i])
+                if texts & seen:
+                    rest.append(i)
+                else:
+                    batch.append(i)
+                    seen |= texts
+            yield batch
+            order = rest
+
+
+def freeze_lower_layers(tower: torch.nn.Module, train_top: int) -> list[str]:
+    """Freeze the embeddings and all but the top ``train_top`` transformer layers; return what still trains.
+
+    The backward pass then stops early (faster steps) and a checkpoint needs to store only the top layers.
+
+    >>> from transformers import BertConfig, BertModel
+    >>> tower = BertModel(BertConfig(hidden_size=8, num_hidden_layers=3, num_attention_heads=2, intermediate_size=8))
+    >>> sorted({name.split(".")[2] for name in freeze_lower_layers(tower, train_top=1) if name.startswith("encoder")})
+    ['2']
+    """
+    layers = tower.encoder.layer
+    if not 0 <= train_top <= len(layers):
+        raise ValueError(f"train_top={train_top} but the model has {len(layers)} layers.")
+    keep = {f"encoder.layer.{i}." for i in range(len(layers) - train_top, len(layers))}
+    trainable = []
+    for name, param in tower.named_parameters():
+        param.requires_grad = any(name.startswith(prefix) for prefix in keep)
+        if param.requires_grad:
+            trainable.append(name)
+    return trainable
+
+
+def lr_factor(step: int, warmup: int, steps: int) -> float:
+    """Learning-rate factor at ``step`` (from 0): up linearly for ``warmup`` steps, then down to 0 at ``steps``.
+
+    >>> [lr_factor(s, warmup=2, steps=6) for s in range(6)]
+    [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (steps - step) / max(1, steps - warmup))
+
+
+def train_bi_encoder(
+    model: BiEncoder,
+    pairs: Sequence[tuple[str, str]],
+    steps: int = 40,
+    batch_size: int = 32,
+    lr: float = 2e-5,
+    warmup: int | None = None,
+    temperature: float = 0.05,
+    hard_negatives: Sequence[str] | None = None,
+    seed: int = 0,
+    log_every: int = 10,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Train ``model`` in place on (query, positive) ``pairs``; return the loss log.
+
+    ``hard_negatives[i]`` (optional) is a non-relevant document for ``pairs[i]``, added to its batch as an
+    extra negative for every query. ``warmup`` defaults to 10% of ``steps``. Each log entry is
+    ``{"step", "loss" (mean since the previous entry), "seconds" (since the start)}``. With ``checkpoint_dir``,
+    the model is saved every ``checkpoint_every`` steps and at the end (see ``save_checkpoint``).
+    """
+    from tqdm.auto import tqdm
+
+    rows = list(pairs) if hard_negatives is None else [(*p, n) for p, n in zip(pairs, hard_negatives, strict=True)]
+    warmup = steps // 10 if warmup is None else warmup
+    torch.manual_seed(seed)  # dropout
+    sampler = NoDuplicatesBatchSampler(rows, batch_size, seed=seed)
+    batches = itertools.chain.from_iterable(itertools.repeat(sampler))  # pass after pass, reshuffled each time
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, steps))
+    log, losses, start = [], [], time.perf_counter()
+    model.train()
+    for step in tqdm(range(1, steps + 1), desc="training", disable=not show_progress):
+        batch = [rows[i] for i in next(batches)]
+        q_emb = model(model.tokenize([r[0] for r in batch]), "query")  # (B, D)
+        d_texts = [r[1] for r in batch] + [r[2] for r in batch if len(r) > 2]
+        d_emb = model(model.tokenize(d_texts), "document")  # (B + extra, D)
+        loss = in_batch_negatives_loss(q_emb, d_emb, temperature)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % log_every == 0 or step == steps:
+            log.append({"step": step, "loss": sum(losses) / len(losses), "seconds": time.perf_counter() - start})
+            losses = []
+        if checkpoint_dir is not None and (step == steps or (checkpoint_every and step % checkpoint_every == 0)):
+            save_checkpoint(model, checkpoint_dir, {"step": step, "log": log})
+    model.eval()
+    return log
+
+
+def train_cross_encoder(
+    model,
+    groups: Sequence[tuple[str, str, Sequence[str]]],
+    steps: int = 40,
+    groups_per_step: int = 2,
+    lr: float = 2e-5,
+    head_lr: float = 1e-3,
+    warmup: int | None = None,
+    loss: str = "listwise",
+    seed: int = 0,
+    log_every: int = 10,
+    evaluate=None,
+    evaluate_every: int | None = None,
+    on_evaluate=None,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Train a ``CrossEncoder`` in place on (query, positive, [negatives]) groups; return the log.
+
+    Each step scores ``groups_per_step`` groups, each its positive and its negatives, and takes
+    ``losses.listwise_loss`` over each group (``loss="listwise"``) or ``BCEWithLogitsLoss`` with label 1 for the
+    positive and 0 for the negatives (``loss="bce"``). The new head (and the warm-start scale) learn at
+    ``head_lr``, the encoder's trainable layers at ``lr``; warmup, linear decay and clipping as in
+    ``train_bi_encoder``. Every ``evaluate_every`` steps, ``evaluate(model)`` (a number, e.g. validation nDCG@10)
+    is logged and passed to ``on_evaluate(model, step, value, log)``, e.g. to keep the best model so far.
+    """
+    from tqdm.auto import tqdm
+
+    if loss not in ("listwise", "bce"):
+        raise ValueError(f"unknown loss {loss!r}: use 'listwise' or 'bce'.")
+    warmup = steps // 10 if warmup is None else warmup
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
+    optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}])
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, steps))
+    order: list[int] = []
+    log, losses, start = [], [], time.perf_counter()
+    model.train()
+    for step in tqdm(range(1, steps + 1), desc="training", disable=not show_progress):
+        if len(order) < groups_per_step:  # a new pass over the groups, reshuffled
+            order += rng.sample(range(len(groups)), len(groups))
+        chosen = [groups[order.pop()] for _ in range(groups_per_step)]
+        width = 1 + len(chosen[0][2])
+        queries = [q for q, _, negs in chosen for _ in range(1 + len(negs))]
+        docs = [d for _, pos, negs in chosen for d in (pos, *negs)]
+        logits = model(model.tokenize(queries, docs)).view(len(chosen), width)  # (G, 1 + negatives)
+        if loss == "listwise":
+            value = listwise_loss(logits)
+        else:
+            labels = torch.zeros_like(logits)
+            labels[:, 0] = 1.0
+            value = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        optimizer.zero_grad()
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(head + body, max_norm=1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(value.item())
+        if step % log_every == 0 or step == steps:
+            log.append({"step": step, "loss": sum(losses) / len(losses), "seconds": time.perf_counter() - start})
+            losses = []
+        if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == steps):
+            value = evaluate(model)
+            log.append({"step": step, "validation": value, "seconds": time.perf_counter() - start})
+            if on_evaluate is not None:
+                on_evaluate(model, step, value, log)
+            model.train()
+    model.eval()
+    return log
+
+
+def save_checkpoint(model: BiEncoder, folder: str | os.PathLike, state: dict) -> Path:
+    """Save ``model`` and ``state`` (JSON, with a ``"step"``) under ``folder``; return the new checkpoint's path.
+
+    Never leaves a half-written checkpoint as the current one: the model is written to a hidden temporary
+    folder, renamed to ``step-NNNNNN.<random>`` once complete, and only then does ``folder/LATEST`` (replaced
+    atomically) name it; the previous checkpoint is deleted last. A crash at any point leaves ``LATEST``
+    naming a complete checkpoint.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".step-{state['step']:06d}.", dir=folder))
+    try:
+        model.save(tmp)
+        (tmp / "state.json").write_text(json.dumps(state))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    final = folder / tmp.name.lstrip(".")
+    os.replace(tmp, final)
+    atomic_write(folder / "LATEST", lambda path: path.write_text(final.name))
+    for old in [*folder.glob("step-*"), *folder.glob(".step-*")]:  # older checkpoints, leftovers of crashes
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(folder: str | os.PathLike, device: torch.device | str | None = None):
+    """``(model, state)`` from the checkpoint that ``folder/LATEST`` names."""
+    current = Path(folder) / (Path(folder) / "LATEST").read_text().strip()
+    return BiEncoder.load(current, device=device), json.loads((current / "state.json").read_text())
