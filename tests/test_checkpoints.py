@@ -1,4 +1,5 @@
-import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -94,3 +95,20 @@ def test_committed_bi_encoder_changes_only_the_top_layers(model):
     layers = {name.split(".")[2] for name in changed}
     assert changed and layers == {"3", "4", "5"}, layers
     assert tuned.pooling == "mean" and tuned.max_length == 256
+
+
+@pytest.mark.parametrize("folder", [p for p in COMMITTED if "init" in checkpoints.read_manifest(p)], ids=lambda p: p.name)
+def test_checkpoint_trained_on_top_of_another_still_matches_it(folder):
+    manifest = checkpoints.read_manifest(folder)
+    base = checkpoints.CHECKPOINTS / manifest["settings"]["init"]
+    assert manifest["init"] == checkpoints.weights_digest(base), (
+        f"{folder.name} started from another {base.name} than the one committed: retrain it"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
+def test_fingerprint_is_the_same_when_run_as_a_command(name):
+    out = subprocess.run(
+        [sys.executable, "-m", "xencoder_lab.recipes", name, "--fingerprint"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [recipes.recipe_fingerprint(name)]

@@ -53,8 +53,8 @@ def _code_digest(fn: Callable) -> str:
 def fingerprint(settings: dict, code: Sequence[Callable]) -> str:
     """sha256 of the settings (canonical JSON) and of the parsed code of each function, comments dropped."""
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for fn in code:
-        digest.update(f"{fn.__module__}.{fn.__qualname__}:{_code_digest(fn)}".encode())
+    for fn in code:  # the qualified name, not the module: run as `python -m`, a module is called __main__
+        digest.update(f"{fn.__qualname__}:{_code_digest(fn)}".encode())
     return digest.hexdigest()[:16]
 
 

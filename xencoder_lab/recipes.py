@@ -1,12 +1,13 @@
 """Named recipes for the course checkpoints: one command trains each, with the code the notebooks show.
 
     python -m xencoder_lab.recipes bi-encoder              # writes data/checkpoints/bi-encoder/
+    python -m xencoder_lab.recipes cross-encoder           # starts from the bi-encoder checkpoint
 
 A recipe is its settings plus the functions that use them; ``checkpoints.fingerprint`` hashes both, so a
 committed checkpoint that no longer matches its recipe is caught by a test. Choices are made on a validation
 split carved from SciFact train; the test split is only measured, for the manifest.
 
-Built in notebook 03 (the fine-tuned bi-encoder).
+Built in notebook 03 (the fine-tuned bi-encoder); the cross-encoder recipe belongs to notebook 04.
 """
 
 from __future__ import annotations
@@ -290,7 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="folder to write (default: data/checkpoints/<recipe>)")
     parser.add_argument("--steps", type=int, help="override the recipe's steps (for a quick trial)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    parser.add_argument("--fingerprint", action="store_true", help="print the recipe's fingerprint and stop")
     args = parser.parse_args(argv)
+    if args.fingerprint:
+        print(recipe_fingerprint(args.recipe))
+        return None
     out = args.out or checkpoints.CHECKPOINTS / args.recipe
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists: pass --overwrite to replace it (the old one moves to {out.name}.previous).")
