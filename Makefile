@@ -15,7 +15,7 @@ STAMP = $(VENV)/.xencoder-lab-installed
 .PHONY: course test setup
 
 course: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root: e.g. in a container
 
 test: setup
 	$(VENV)/bin/python -m pytest

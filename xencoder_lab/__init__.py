@@ -15,6 +15,7 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``checkpoints``: small course checkpoints, their manifests and the staleness check (notebook 03)
 - ``recipes``: the named recipes that train the course checkpoints, one command each (notebook 03 on)
 - ``cross_encoder``: joint encoding of a pair, a logit per pair, batched scoring and reranking (notebook 04)
+- ``pipeline``: retrieve with BM25 or a bi-encoder (index built once), rerank the top k1, time each stage (notebook 05)
 """
 
 __version__ = "0.1.0"

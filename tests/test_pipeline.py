@@ -1,0 +1,50 @@
+import pytest
+
+from xencoder_lab import pipeline as pipeline_module
+from xencoder_lab.bi_encoder import BiEncoder
+from xencoder_lab.cross_encoder import CrossEncoder
+from xencoder_lab.pipeline import Pipeline
+
+
+@pytest.fixture(scope="module")
+def reranker():
+    return CrossEncoder(max_length=64, cosine_scale=20.0)
+
+
+def test_bm25_then_rerank(toy, reranker):
+    pipe = Pipeline(toy, first_stage="bm25", reranker=reranker)
+    result = pipe.search(toy.queries["q5"], k1=8, k2=3)
+    assert len(result.first_stage_ids) == 8 and len(result.ids) == 3
+    assert set(result.ids) <= set(result.first_stage_ids)
+    assert result.scores == sorted(result.scores, reverse=True)
+    assert set(result.seconds) == {"first_stage", "rerank"} and all(s >= 0 for s in result.seconds.values())
+    assert result.ids[0] == "d14"  # salt and blood pressure
+
+
+def test_without_reranker_keeps_the_first_stage_order(toy):
+    result = Pipeline(toy, first_stage="bm25").search(toy.queries["q2"], k1=6, k2=4)
+    assert result.ids == result.first_stage_ids[:4]
+
+
+def test_dense_index_is_built_once(toy, reranker, monkeypatch):
+    encoder = BiEncoder(max_length=64)
+    calls = []
+    original = pipeline_module.encode_corpus
+    monkeypatch.setattr(pipeline_module, "encode_corpus", lambda *a, **k: calls.append(1) or original(*a, **k))
+    pipe = Pipeline(toy, first_stage=encoder, reranker=reranker)
+    for qid in ("q1", "q3", "q4"):
+        result = pipe.search(toy.queries[qid], k1=5, k2=2)
+        assert any(toy.qrels[qid].get(d, 0) > 0 for d in result.first_stage_ids)
+    assert calls == [1]
+
+
+def test_bad_input(toy):
+    pipe = Pipeline(toy, first_stage="bm25")
+    with pytest.raises(ValueError, match="query is empty"):
+        pipe.search("  ")
+    with pytest.raises(ValueError, match="k2=5 must be between 1 and k1=3"):
+        pipe.search("aspirin", k1=3, k2=5)
+    with pytest.raises(ValueError, match="k=100 but the corpus has 16 documents"):
+        pipe.search("aspirin", k1=100, k2=10)
+    with pytest.raises(ValueError, match="unknown first stage 'faiss'"):
+        Pipeline(toy, first_stage="faiss")
