@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import threading
-import time
+import sys
+from pathlib import Path
 
-import numpy as np
-import psutil
 import torch
 from sentence_transformers import SentenceTransformer
 
@@ -26,24 +24,8 @@ from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.data import document_text, load_beir
 from xencoder_lab.models import resolve_model
 
-
-def measure(encode, texts):
-    """(seconds, peak resident memory above the starting level in MB, embeddings) of ``encode(texts)``."""
-    process = psutil.Process()
-    base, peak, done = process.memory_info().rss, [0], threading.Event()
-
-    def sample():
-        while not done.wait(0.01):
-            peak[0] = max(peak[0], process.memory_info().rss - base)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    start = time.perf_counter()
-    emb = encode(texts)
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    return seconds, max(peak[0], process.memory_info().rss - base) / 2**20, emb
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # alternate.py, beside this file
+from alternate import alternate  # noqa: E402
 
 
 def main(argv=None):
@@ -67,19 +49,7 @@ def main(argv=None):
             t, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
         ),
     }
-    for encode in systems.values():  # warm-up: first calls allocate and pick kernels
-        encode(texts[:64])
-
-    rates = {name: [] for name in systems}
-    memory = {name: [] for name in systems}
-    embeddings = {}
-    for r in range(args.rounds):
-        names = list(systems) if r % 2 == 0 else list(systems)[::-1]
-        for name in names:
-            seconds, mb, embeddings[name] = measure(systems[name], texts)
-            rates[name].append(len(texts) / seconds)
-            memory[name].append(mb)
-            print(f"round {r + 1} {name:22} {len(texts) / seconds:7.1f} docs/s  peak +{mb:6.0f} MB", flush=True)
+    rates, memory, embeddings = alternate(systems, texts, args.rounds, "docs")
 
     cosine = (embeddings["xencoder_lab"] * embeddings["sentence-transformers"]).sum(1).min()
     assert cosine >= 0.9999, f"the embeddings differ (min cosine {cosine:.5f}): the comparison is void"

@@ -17,3 +17,12 @@ def test_encode_benchmark_runs(scifact_test, capsys):
     ratio = load("encode").main(["--docs", "8", "--rounds", "1", "--max-length", "64", "--threads", "1"])
     out = capsys.readouterr().out
     assert ratio > 0 and "ratio xencoder_lab / sentence-transformers" in out and "peak" in out
+
+
+def test_rerank_benchmark_runs(scifact_test, capsys):
+    args = ["--queries", "2", "--docs", "4", "--rounds", "1", "--max-length", "64", "--threads", "1"]
+    ratio = load("rerank").main(args)
+    out = capsys.readouterr().out
+    assert ratio > 0 and "ratio xencoder_lab / sentence-transformers" in out and "peak" in out
+    diff = float(out.split("max abs difference between the two logits ")[1].split()[0])
+    assert diff <= 1e-3  # main() asserts it too: the two score the same pairs with the same weights

@@ -92,3 +92,26 @@ def test_rerank_run_reorders_only_the_top(warm, toy):
         assert sorted(reranked[q][:10]) == sorted(run[q][:10]) and reranked[q][10:] == run[q][10:]
     logits = warm.score(toy.queries["q1"], [document_text(toy.corpus[d]) for d in reranked["q1"][:10]])
     assert (np.diff(logits) <= 1e-6).all()
+
+
+def test_score_candidates_scores_each_pair_once_and_caches(warm, toy, monkeypatch):
+    from xencoder_lab.cross_encoder import rerank, score_candidates
+
+    ids = list(toy.corpus)
+    runs = [{"q2": ids[:4], "q3": ids[2:6]}, {"q2": ids[2:6]}]  # q2 shares ids[2:4] between the runs
+    calls = []
+    score = warm.score
+    monkeypatch.setattr(warm, "score", lambda q, d, *a: calls.append(len(d)) or score(q, d, *a))
+    scores = score_candidates(warm, toy, runs, depth=4)
+    assert calls == [10] and sorted(scores["q2"]) == sorted(ids[:6]) and sorted(scores["q3"]) == sorted(ids[2:6])
+    for doc_id, logit in scores["q2"].items():
+        assert logit == pytest.approx(float(score(toy.queries["q2"], [document_text(toy.corpus[doc_id])])[0]), abs=1e-4)
+    assert score_candidates(warm, toy, runs, depth=4) == scores and calls == [10]  # read from the disk cache
+    assert rerank(runs[0], scores, depth=4) == rerank_run(warm, toy, runs[0], depth=4)
+    calls.clear()
+    warm.max_length = 32  # other settings: never served the cached scores
+    try:
+        score_candidates(warm, toy, runs, depth=2)
+        assert calls == [6]
+    finally:
+        warm.max_length = 64

@@ -39,6 +39,21 @@ CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 MAX_BYTES = 25 * 2**20  # per checkpoint; 60 MB for all of them together
 
 
+def _canonical(node) -> str:
+    """``ast.dump`` without the fields that are None or empty, so that it reads the same on every Python 3.9+
+    (3.12 added ``type_params=[]`` to each function, 3.13 hides empty fields).
+
+    >>> _canonical(ast.parse("def f(x): return x + 1").body[0].body[0])
+    "Return(value=BinOp(left=Name(id='x', ctx=Load()), op=Add(), right=Constant(value=1)))"
+    """
+    if isinstance(node, ast.AST):
+        fields = ((f, _canonical(getattr(node, f, None))) for f in node._fields)
+        return type(node).__name__ + "(" + ", ".join(f"{f}={v}" for f, v in fields if v not in ("None", "[]")) + ")"
+    if isinstance(node, list):
+        return "[" + ", ".join(_canonical(x) for x in node) + "]"
+    return repr(node)
+
+
 def _code_digest(fn: Callable) -> str:
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     tree.body[0].name = ""  # the qualified name is hashed beside it
@@ -47,7 +62,7 @@ def _code_digest(fn: Callable) -> str:
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
             if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
                 node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return hashlib.sha256(_canonical(tree).encode()).hexdigest()
 
 
 def fingerprint(settings: dict, code: Sequence[Callable]) -> str:

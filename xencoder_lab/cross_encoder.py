@@ -133,3 +133,52 @@ def rerank_run(
         reranked[q] = [top[i] for i in order] + run[q][depth:]
         start += len(top)
     return reranked
+
+
+def score_candidates(
+    model: CrossEncoder,
+    ds,
+    runs: Sequence[dict[str, list[str]]],
+    depth: int,
+    batch_size: int = 32,
+    show_progress=None,
+    cache_root=None,
+) -> dict[str, dict[str, float]]:
+    """``{qid: {doc_id: logit}}`` for every pair in the top ``depth`` of any ranking in ``runs``.
+
+    A pair two first stages both retrieve is scored once. The logits are kept in the disk cache
+    (``cache.load_or_compute``), keyed by the model's weights, its ``max_length`` and the pairs' texts: scoring
+    thousands of pairs takes minutes on a CPU, reading them back takes milliseconds, and other weights or other
+    texts never get these scores.
+    """
+    import hashlib
+
+    from .cache import load_or_compute
+    from .data import document_text
+    from .models import model_fingerprint
+
+    pairs = sorted({(q, d) for run in runs for q in run if q in ds.queries for d in run[q][:depth]})
+    queries = [ds.queries[q] for q, _ in pairs]
+    docs = [document_text(ds.corpus[d]) for _, d in pairs]
+    texts = hashlib.sha256("\0".join(t for pair in zip(queries, docs) for t in pair).encode()).hexdigest()
+    parts = {"model": model_fingerprint(model), "max_length": model.max_length, "pairs": texts, "n": len(pairs)}
+    logits = load_or_compute(
+        "cross_encoder_scores", parts, lambda: model.score(queries, docs, batch_size, show_progress), root=cache_root
+    )  # (P,)
+    scores: dict[str, dict[str, float]] = {}
+    for (q, d), logit in zip(pairs, logits.tolist()):
+        scores.setdefault(q, {})[d] = logit
+    return scores
+
+
+def rerank(run: dict[str, list[str]], scores: dict[str, dict[str, float]], depth: int) -> dict[str, list[str]]:
+    """Order the top ``depth`` of each ranking by ``scores`` (highest first); the rest keep their order.
+
+    ``rerank_run`` does the same in one call; with ``score_candidates`` one scoring serves every depth.
+
+    >>> rerank({"q": ["a", "b", "c"]}, {"q": {"a": 0.1, "b": 2.0}}, depth=2)
+    {'q': ['b', 'a', 'c']}
+    """
+    return {
+        q: sorted(ranking[:depth], key=lambda d: -scores[q][d]) + ranking[depth:] for q, ranking in run.items()
+    }
