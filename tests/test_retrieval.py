@@ -1,5 +1,9 @@
 """Tests for xencoder_lab.retrieval: exact top-k against numpy, edge cases, save and load."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -89,3 +93,16 @@ def test_from_encoder_on_toy(toy, tmp_path):
     found, _ = retriever.search(model.encode_queries([toy.queries[q] for q in qids]), k=3)
     hits = [any(toy.qrels[q].get(doc_id, 0) > 0 for doc_id in top) for q, top in zip(qids, found)]
     assert all(hits), dict(zip(qids, found))
+
+
+def test_search_leaves_torch_threads_alone():
+    # FAISS and torch share one OpenMP runtime: a retriever must not leave torch on FAISS's single thread.
+    # A fresh process, torch imported first (as in a notebook), two threads asked for.
+    code = (
+        "import torch, numpy as np; from xencoder_lab.retrieval import DenseRetriever; "
+        "before = torch.get_num_threads(); r = DenseRetriever(np.eye(4, dtype=np.float32), list('abcd')); "
+        "r.search(np.eye(4, dtype=np.float32)[:1], k=2); print(before, torch.get_num_threads())"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["2", "2"]

@@ -17,6 +17,7 @@ product is the cosine. Notebook 06 trades exactness for speed with approximate i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,11 +29,23 @@ import numpy as np
 
 from .cache import atomic_write
 
-# FAISS ships its own OpenMP runtime. Once its thread pool has started, its idle threads can keep spinning on
-# the cores while torch encodes the next query: on a loaded 2-core machine, encoding one claim then took
-# ~480 ms instead of ~15 ms. Exact search over a corpus of this size is fast on one thread, so a retriever
-# sets FAISS to FAISS_THREADS; for a corpus of millions, raise it with faiss.omp_set_num_threads(n).
+# FAISS and torch share one OpenMP runtime here, so faiss.omp_set_num_threads(n) also sets torch's thread
+# count. Exact search over a corpus of this size is fast on one thread, and a busy OpenMP pool slowed the next
+# query encoding on a loaded 2-core machine; but leaving the runtime at one thread made every later torch op
+# (the cross-encoder's scoring above all) about 1.6x slower. So each FAISS call runs on FAISS_THREADS and then
+# gives the runtime back as it found it (``_faiss_threads``); for a corpus of millions, raise FAISS_THREADS.
 FAISS_THREADS = 1
+
+
+@contextlib.contextmanager
+def _faiss_threads():
+    """Run the block with FAISS (and the shared OpenMP runtime) on ``FAISS_THREADS``, then restore the count."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(FAISS_THREADS)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class DenseRetriever:
@@ -47,9 +60,9 @@ class DenseRetriever:
         self.ids = [str(doc_id) for doc_id in ids]
         if len(self.ids) != len(d_emb):
             raise ValueError(f"got {len(d_emb)} embeddings but {len(self.ids)} ids; give one id per row.")
-        faiss.omp_set_num_threads(FAISS_THREADS)
         self.index = faiss.IndexFlatIP(d_emb.shape[1])
-        self.index.add(d_emb)
+        with _faiss_threads():
+            self.index.add(d_emb)
 
     @classmethod
     def from_encoder(cls, model, ds, batch_size: int = 32, cache_root: str | os.PathLike | None = None):
@@ -77,7 +90,8 @@ class DenseRetriever:
             raise ValueError(f"k={k} but the corpus has {len(self)} documents: use 1 <= k <= {len(self)}.")
         if len(q_emb) == 0:
             return [], np.zeros((0, k), dtype=np.float32)
-        scores, rows = self.index.search(q_emb, k)  # (Q, k), (Q, k)
+        with _faiss_threads():
+            scores, rows = self.index.search(q_emb, k)  # (Q, k), (Q, k)
         return [[self.ids[r] for r in row] for row in rows], scores
 
     def save(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
