@@ -10,15 +10,16 @@ import pytest
 import torch
 
 from xencoder_lab.bi_encoder import POOLINGS, BiEncoder, encode_corpus, pool
-from xencoder_lab.data import document_text, load_beir
+from xencoder_lab.checkpoints import load_model, save_model
+from xencoder_lab.data import Dataset, document_text, load_beir
 from xencoder_lab.models import resolve_model
 
 SCIFACT = Path(os.environ.get("XLAB_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.fixture(scope="module")
-def model():
-    return BiEncoder()  # all-MiniLM-L6-v2, mean pooling, 256 tokens, normalised
+def model(bi_encoder):
+    return bi_encoder
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,8 @@ def test_matches_sentence_transformers(model, texts):
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
-def test_order_restored_after_length_sorting(texts):
-    model = BiEncoder(max_length=32)  # short: this test encodes every text three times
+def test_order_restored_after_length_sorting(small_bi_encoder, texts):
+    model = small_bi_encoder  # short: this test encodes every text three times
     batched = model.encode_queries(texts, batch_size=4)
     one_by_one = np.concatenate([model.encode_queries([t]) for t in texts])
     np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
@@ -66,8 +67,8 @@ def test_shared_and_separate_towers(model, texts, tmp_path):
     np.testing.assert_allclose(separate.encode_queries(texts[:5]), model.encode_documents(texts[:5]), atol=1e-6)
     with torch.no_grad():
         separate.doc_tower.encoder.layer[-1].output.LayerNorm.bias += 0.05  # the towers now differ
-    separate.save(tmp_path / "separate")
-    loaded = BiEncoder.load(tmp_path / "separate")
+    save_model(separate, tmp_path / "separate")
+    loaded = load_model(tmp_path / "separate")
     for encode in ("encode_queries", "encode_documents"):
         expected = getattr(separate, encode)(texts[:5])
         np.testing.assert_allclose(getattr(loaded, encode)(texts[:5]), expected, atol=1e-6)
@@ -88,7 +89,7 @@ def test_poolings_differ_from_one_forward_pass(model, texts):
 
 
 def test_bad_inputs(model):
-    with pytest.raises(ValueError, match="texts\\[1\\] is empty"):
+    with pytest.raises(ValueError, match="query 1 is empty"):
         model.encode_queries(["fine", "  "])
     with pytest.raises(TypeError, match="list of texts"):
         model.encode_queries("one string")
@@ -111,3 +112,15 @@ def test_corpus_cache_hit_and_miss(model, toy, tmp_path, monkeypatch):
         model.doc_tower.pooler.dense.bias += 1.0  # a different model: a different fingerprint
     encode_corpus(model, toy)
     assert len(calls) == 2  # miss
+
+
+def test_empty_documents_are_embedded_as_sentence_transformers_does(model, toy):
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(resolve_model(), device="cpu").encode(["", "a title only."], normalize_embeddings=True)
+    np.testing.assert_allclose(model.encode_documents(["", "a title only."]), reference, atol=1e-5)
+    corpus = {**toy.corpus, "blank": {"title": "", "text": ""}, "title-only": {"title": "Aspirin", "text": ""}}
+    ds = Dataset("toy-with-blanks", "test", corpus, toy.queries, toy.qrels)
+    with pytest.warns(UserWarning, match="1 of 18 documents of toy-with-blanks are empty \\(e.g. blank\\)"):
+        d_emb = encode_corpus(model, ds)
+    assert d_emb.shape == (18, 384) and np.isfinite(d_emb).all()

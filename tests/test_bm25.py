@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
@@ -49,12 +51,34 @@ def test_bad_input(toy):
     assert ids == [] and scores.shape == (0, 2)
 
 
+def test_scores_by_hand_on_three_documents():
+    # N = 3, avgdl = 2, k1 = 0.9, b = 0.4; IDF(t) = log((N - n + 0.5) / (n + 0.5)), floored at 0.25 x mean IDF
+    bm25 = BM25(["cat cat dog", "dog fish", "bird"], tokenizer=str.split)
+    rare = math.log(2.5 / 1.5)  # cat, fish, bird: in one document each
+    common = 0.25 * (3 * rare - rare) / 4  # dog: in two, log(1.5 / 2.5) < 0, floored
+
+    def term(idf, tf, length):
+        return idf * tf * 1.9 / (tf + 0.9 * (1 - 0.4 + 0.4 * length / 2))
+
+    np.testing.assert_allclose(bm25.scores("cat"), [term(rare, 2, 3), 0, 0])
+    np.testing.assert_allclose(bm25.scores("dog fish"), [term(common, 1, 3), term(common, 1, 2) + term(rare, 1, 2), 0])
+
+
+def test_a_query_of_stopwords_only_scores_zero_with_a_warning(toy):
+    ids = list(toy.corpus)
+    bm25 = BM25([document_text(toy.corpus[i]) for i in ids], ids)
+    with pytest.warns(UserWarning, match="no terms left after tokenizing"):
+        ranked, scores = bm25.search(["the and of it"], k=3)
+    assert ranked == [ids[:3]] and not scores.any()
+
+
 def test_scifact_test_in_published_range(scifact_test):
-    """BEIR paper 0.665, Pyserini flat 0.679: accept 0.64-0.70 on the full test split."""
+    """Ours 0.678, Pyserini flat 0.679, BEIR paper 0.665: accept 0.670-0.690 on the full test split, so that a
+    tokenizer that loses its stopwords or its stems (0.649 to 0.662) fails."""
     ids = list(scifact_test.corpus)
     bm25 = BM25([document_text(scifact_test.corpus[i]) for i in ids], ids)
     qids = list(scifact_test.queries)
     ranked, _ = bm25.search([scifact_test.queries[q] for q in qids], k=100)
     result = evaluate(dict(zip(qids, ranked)), scifact_test.qrels)
-    assert 0.64 <= result["ndcg@10"] <= 0.70, result
+    assert 0.670 <= result["ndcg@10"] <= 0.690, result
     assert result["recall@100"] > 0.85, result

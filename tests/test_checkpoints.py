@@ -1,24 +1,26 @@
-import ast
-import subprocess
-import sys
+"""Tests for xencoder_lab.checkpoints: small course checkpoints pinned by behaviour, whole models, snapshots."""
 
+import copy
+import json
+
+import numpy as np
 import pytest
 import torch
 
 from xencoder_lab import checkpoints, recipes
-from xencoder_lab.bi_encoder import BiEncoder
+from xencoder_lab.checkpoints import load_model, load_snapshot, save_model, save_snapshot
 from xencoder_lab.training import freeze_lower_layers
 
 COMMITTED = sorted(p for p in checkpoints.CHECKPOINTS.glob("*") if (p / "manifest.json").exists())
 
 
 @pytest.fixture(scope="module")
-def model():
-    return BiEncoder(max_length=32)
+def model(small_bi_encoder):
+    return small_bi_encoder
 
 
 def test_save_and_load_round_trip(model, tmp_path):
-    tuned = BiEncoder(max_length=32)
+    tuned = copy.deepcopy(model)
     names = freeze_lower_layers(tuned.query_tower, train_top=1)
     with torch.no_grad():
         for name, param in tuned.query_tower.named_parameters():
@@ -27,7 +29,7 @@ def test_save_and_load_round_trip(model, tmp_path):
     folder = checkpoints.save_checkpoint(tuned.query_tower, names, {"recipe": "test"}, tmp_path / "ckpt")
     size = (folder / "weights.safetensors").stat().st_size
     assert 3e6 < size < 4e6  # one 384-wide layer in fp16, not the whole 90 MB model
-    loaded = checkpoints.load_weights(BiEncoder(max_length=32).query_tower, folder)
+    loaded = checkpoints.load_weights(copy.deepcopy(model).query_tower, folder)
     for name, param in loaded.named_parameters():
         reference = dict(tuned.query_tower.named_parameters())[name]
         tolerance = 1e-3 * reference.abs().max().item() if name in names else 0  # fp16 for stored tensors
@@ -44,6 +46,8 @@ def test_never_overwrites_silently(model, tmp_path):
     assert checkpoints.read_manifest(folder) == {"v": 2}
     assert checkpoints.read_manifest(tmp_path / "ckpt.previous") == {"v": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "ckpt.previous"]  # no temporary left
+    with pytest.raises(FileExistsError, match="nothing a user saved is overwritten"):
+        save_model(model, folder)
 
 
 def test_size_limit_and_wrong_model(model, tmp_path):
@@ -56,36 +60,68 @@ def test_size_limit_and_wrong_model(model, tmp_path):
         checkpoints.load_weights(model.query_tower, folder)
 
 
-def test_fingerprint_ignores_docstrings_but_not_code():
-    def a(x):
-        """one text"""
-        return x + 1  # a comment
-
-    def b(x):
-        """another text"""
-        return x + 1
-
-    def c(x):
-        return x + 2
-
-    b.__qualname__ = c.__qualname__ = a.__qualname__
-    assert checkpoints.fingerprint({}, [a]) == checkpoints.fingerprint({}, [b])
-    assert checkpoints.fingerprint({}, [a]) != checkpoints.fingerprint({}, [c])
+def test_whole_models_round_trip(model, warm, tmp_path):
+    changed = copy.deepcopy(warm)
+    with torch.no_grad():
+        changed.head.weight.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
+        changed.scale.fill_(7.0)
+    docs = ["Aspirin cut heart attacks.", "Measles vaccine works.", ""]
+    loaded = load_model(save_model(changed, tmp_path / "cross"))
+    np.testing.assert_allclose(loaded.score("aspirin", docs), changed.score("aspirin", docs), atol=1e-5)
+    loaded = load_model(save_model(model, tmp_path / "bi"))
+    np.testing.assert_allclose(loaded.encode_documents(docs), model.encode_documents(docs), atol=1e-6)
+    assert (loaded.pooling, loaded.max_length) == (model.pooling, model.max_length)
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        load_model(tmp_path)
+    with pytest.raises(TypeError, match="cannot save a Linear"):
+        save_model(torch.nn.Linear(2, 2), tmp_path / "linear")
 
 
 @pytest.mark.parametrize("folder", COMMITTED, ids=lambda p: p.name)
 def test_committed_checkpoint_is_not_stale(folder):
-    manifest = checkpoints.read_manifest(folder)
-    assert manifest["fingerprint"] == recipes.recipe_fingerprint(manifest["recipe"]), (
-        f"{folder.name} was made by other code or settings than its recipe now has: "
-        f"retrain with `{manifest['command']} --overwrite`"
-    )
+    manifest = recipes.verify(folder.name)  # settings, outputs on the probe inputs, first training losses
+    assert manifest["recipe"] == folder.name
     assert (folder / "weights.safetensors").stat().st_size <= checkpoints.MAX_BYTES
 
 
 def test_committed_checkpoints_fit_the_budget():
     total = sum((p / "weights.safetensors").stat().st_size for p in COMMITTED)
     assert total <= 60 * 2**20
+
+
+def _copy_of_committed(name, tmp_path):
+    folder = tmp_path / name
+    folder.mkdir()
+    for f in ("weights.safetensors", "manifest.json"):
+        (folder / f).write_bytes((checkpoints.CHECKPOINTS / name / f).read_bytes())
+    return folder, json.loads((folder / "manifest.json").read_text())
+
+
+@pytest.mark.skipif(not (checkpoints.CHECKPOINTS / "bi-encoder").exists(), reason="no committed bi-encoder")
+def test_stale_when_settings_outputs_or_training_change(tmp_path, monkeypatch):
+    folder, manifest = _copy_of_committed("bi-encoder", tmp_path)
+    recipes.verify("bi-encoder", folder, training=False)  # the copy verifies
+    checkpoints.write_manifest(folder, {**manifest, "settings": {**manifest["settings"], "max_length": 128}})
+    with pytest.raises(recipes.StaleCheckpointError, match="settings changed \\(max_length\\).*--overwrite"):
+        recipes.verify("bi-encoder", folder, training=False)
+    checkpoints.write_manifest(folder, manifest)
+    monkeypatch.setattr("xencoder_lab.checkpoints.document_text", lambda doc: doc["text"])  # titles dropped
+    with pytest.raises(recipes.StaleCheckpointError, match="other outputs"):
+        recipes.verify("bi-encoder", folder, training=False)
+    monkeypatch.undo()
+    monkeypatch.setitem(recipes.RECIPES["bi-encoder"], "training_probe", lambda: [x + 0.01 for x in manifest["training_probe"]])
+    with pytest.raises(recipes.StaleCheckpointError, match="other losses"):
+        recipes.verify("bi-encoder", folder)
+
+
+def test_training_probe_is_sensitive_to_the_loss(monkeypatch):
+    stored = checkpoints.read_manifest(checkpoints.CHECKPOINTS / "bi-encoder")["training_probe"]
+    from xencoder_lab import losses
+
+    original = losses.in_batch_negatives_loss
+    monkeypatch.setattr("xencoder_lab.training.in_batch_negatives_loss",
+                        lambda q, d, t: original(q, d, t, symmetric=True))  # another loss, same shapes
+    assert not checkpoints.close_enough(stored, recipes.bi_encoder_training_probe())
 
 
 @pytest.mark.skipif(not (checkpoints.CHECKPOINTS / "bi-encoder").exists(), reason="no committed bi-encoder")
@@ -107,18 +143,27 @@ def test_checkpoint_trained_on_top_of_another_still_matches_it(folder):
     )
 
 
-@pytest.mark.parametrize("name", sorted(recipes.RECIPES))
-def test_fingerprint_is_the_same_when_run_as_a_command(name):
-    out = subprocess.run(
-        [sys.executable, "-m", "xencoder_lab.recipes", name, "--fingerprint"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert out == [recipes.recipe_fingerprint(name)]
+def test_verify_as_a_command(capsys):
+    recipes.main(["bi-encoder", "--verify"])
+    assert "reproduces its settings, outputs and training losses" in capsys.readouterr().out
 
 
-def test_code_digest_reads_the_same_on_every_python():
-    # ast.dump writes empty fields differently by version (3.12 adds type_params=[], 3.13 hides empties);
-    # the fingerprint leaves them out, so a checkpoint made on one Python is not stale on another
-    tree = ast.parse("def f(x, *, y=None) -> int:\n    return x")
-    text = checkpoints._canonical(tree)
-    assert "=[]" not in text and "=None" not in text
-    assert "FunctionDef(name='f'" in text and "returns=Name(id='int'" in text
+def test_snapshot_survives_a_crash_mid_save(model, tmp_path, monkeypatch):
+    first = save_snapshot(model, tmp_path, {"step": 1})
+    good = model.encode_queries(["a test"])
+
+    def crash_halfway(model, folder):
+        (folder / "query").mkdir(parents=True)
+        (folder / "query" / "model.safetensors").write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("xencoder_lab.checkpoints.save_model", crash_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_snapshot(model, tmp_path, {"step": 2})
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", first.name]  # no half-written leftovers
+    loaded, state = load_snapshot(tmp_path)
+    assert state == {"step": 1}
+    np.testing.assert_allclose(loaded.encode_queries(["a test"]), good, atol=1e-6)
+    second = save_snapshot(model, tmp_path, {"step": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", second.name]  # the old one goes last

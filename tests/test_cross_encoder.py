@@ -2,15 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from xencoder_lab.cross_encoder import CrossEncoder, rerank_run
+from xencoder_lab.cross_encoder import CrossEncoder, rerank, score_candidates
 from xencoder_lab.data import document_text
 from xencoder_lab.losses import listwise_loss
 from xencoder_lab.training import train_cross_encoder
-
-
-@pytest.fixture(scope="module")
-def warm():
-    return CrossEncoder(max_length=64, cosine_scale=20.0)
 
 
 def test_pair_encoding_keeps_the_query_whole(warm):
@@ -52,10 +47,28 @@ def test_plain_head_and_bad_input():
     assert plain.score("q", []).shape == (0,)
 
 
-def test_listwise_loss_is_cross_entropy_on_column_zero():
+def test_long_queries_are_cut_as_sentence_transformers_cuts_them(warm):
+    from sentence_transformers import CrossEncoder as STCrossEncoder
+
+    from xencoder_lab.models import resolve_model
+
+    long_query = "does aspirin " * 150  # 300 tokens: longer than the whole pair may be
+    features = warm.features([long_query, "short claim"], ["a short abstract.", "word " * 200])
+    assert [len(ids) for ids in features["input_ids"]] == [64, 64]  # no error, both cut to fit
+    assert features["token_type_ids"][1].count(0) == len(warm.tokenizer("short claim")["input_ids"])  # whole
+    reference = STCrossEncoder(resolve_model(), max_length=64, device="cpu").tokenizer
+    pairs = [[long_query, "word " * 200], [long_query, "a short abstract."], ["short claim", "word " * 200]]
+    expected = reference([p[0] for p in pairs], [p[1] for p in pairs], truncation=True, max_length=64)
+    assert warm.features(*zip(*pairs))["input_ids"] == expected["input_ids"]
+    assert np.isfinite(warm.score(long_query, ["a short abstract.", ""])).all()  # an empty document is scored
+
+
+def test_listwise_loss_against_log_softmax():
     logits = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
-    expected = torch.nn.functional.cross_entropy(logits, torch.zeros(4, dtype=torch.long))
+    expected = -torch.log_softmax(logits, dim=1)[:, 0].mean()  # the positive sits in column 0
     torch.testing.assert_close(listwise_loss(logits), expected)
+    assert listwise_loss(torch.tensor([[9.0, 0.0], [0.0, 9.0]])).item() == pytest.approx(
+        (np.log1p(np.exp(-9.0)) + np.log1p(np.exp(9.0))) / 2, rel=1e-5)
 
 
 @pytest.mark.parametrize("loss", ["listwise", "bce"])
@@ -84,19 +97,18 @@ def test_training_lowers_the_loss(toy, loss):
         train_cross_encoder(model, groups, steps=1, loss="hinge", show_progress=False)
 
 
-def test_rerank_run_reorders_only_the_top(warm, toy):
+def test_rerank_reorders_only_the_top(warm, toy):
     ids = list(toy.corpus)
     run = {q: ids[::-1] for q in toy.queries}  # a poor first stage
-    reranked = rerank_run(warm, toy, run, depth=10)
+    reranked = rerank(run, score_candidates(warm, toy, [run], depth=10), depth=10)
     for q in toy.queries:
         assert sorted(reranked[q][:10]) == sorted(run[q][:10]) and reranked[q][10:] == run[q][10:]
     logits = warm.score(toy.queries["q1"], [document_text(toy.corpus[d]) for d in reranked["q1"][:10]])
     assert (np.diff(logits) <= 1e-6).all()
+    assert rerank({"q": ["a", "b", "c"]}, {"q": {"a": 1.0, "b": 1.0, "c": 2.0}}, depth=3) == {"q": ["c", "a", "b"]}
 
 
 def test_score_candidates_scores_each_pair_once_and_caches(warm, toy, monkeypatch):
-    from xencoder_lab.cross_encoder import rerank, score_candidates
-
     ids = list(toy.corpus)
     runs = [{"q2": ids[:4], "q3": ids[2:6]}, {"q2": ids[2:6]}]  # q2 shares ids[2:4] between the runs
     calls = []
@@ -107,7 +119,8 @@ def test_score_candidates_scores_each_pair_once_and_caches(warm, toy, monkeypatc
     for doc_id, logit in scores["q2"].items():
         assert logit == pytest.approx(float(score(toy.queries["q2"], [document_text(toy.corpus[doc_id])])[0]), abs=1e-4)
     assert score_candidates(warm, toy, runs, depth=4) == scores and calls == [10]  # read from the disk cache
-    assert rerank(runs[0], scores, depth=4) == rerank_run(warm, toy, runs[0], depth=4)
+    deeper = score_candidates(warm, toy, [{"q2": ids[:8]}], depth=8)  # only the 2 pairs not scored before
+    assert calls == [10, 2] and all(deeper["q2"][d] == s for d, s in scores["q2"].items())
     calls.clear()
     warm.max_length = 32  # other settings: never served the cached scores
     try:

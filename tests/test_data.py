@@ -88,8 +88,9 @@ def test_missing_field_and_bad_qrels(tmp_path):
     folder = copy_toy(tmp_path / "b")
     with open(folder / "qrels" / "test.tsv", "a") as f:
         f.write("q1\tnot-a-doc\t1\n")
-    with pytest.raises(DatasetFormatError, match=r"test\.tsv:12: document id 'not-a-doc' is not in corpus"):
-        load_beir("toy", path=folder)
+    with pytest.warns(UserWarning, match=r"test\.tsv: 1 judgment\(s\) .* \(first: line 12, document 'not-a-doc'\)"):
+        ds = load_beir("toy", path=folder)
+    assert "not-a-doc" not in ds.qrels["q1"] and len(ds.qrels["q1"]) == 2  # left out, the rest kept
 
     folder = copy_toy(tmp_path / "c")
     with open(folder / "qrels" / "test.tsv", "a") as f:
@@ -153,3 +154,36 @@ def test_fast_subset_is_fixed_and_complete(scifact_test, monkeypatch):
     assert maybe_fast(scifact_test).queries == small.queries
     monkeypatch.setenv("XLAB_FAST", "0")
     assert maybe_fast(scifact_test) is scifact_test
+
+
+def test_bytes_that_are_not_utf8_name_file_line_and_column(tmp_path):
+    folder = copy_toy(tmp_path)
+    lines = (folder / "corpus.jsonl").read_bytes().splitlines(keepends=True)
+    lines[6] = b'{"_id": "x", "text": "caf\xe9"}\n'  # latin-1, not UTF-8
+    (folder / "corpus.jsonl").write_bytes(b"".join(lines))
+    with pytest.raises(DatasetFormatError, match=r"corpus\.jsonl:7: byte 0x(ef|e9) at column \d+ is not UTF-8"):
+        load_beir("toy", path=folder)
+
+
+def test_repeated_ids(tmp_path):
+    folder = copy_toy(tmp_path)
+    first = (folder / "corpus.jsonl").read_text().splitlines()[0]
+    with open(folder / "corpus.jsonl", "a") as f:
+        f.write(first + "\n")  # the same document twice: kept once, with a warning
+    with pytest.warns(UserWarning, match="1 repeated document line"):
+        assert len(load_beir("toy", path=folder).corpus) == 16
+    with open(folder / "corpus.jsonl", "a") as f:
+        f.write(json.dumps({"_id": "d01", "title": "", "text": "another text"}) + "\n")
+    with pytest.raises(DatasetFormatError, match=r"corpus\.jsonl:18: document id 'd01' appears again \(first on line 1\)"):
+        load_beir("toy", path=folder)
+
+
+def test_title_only_empty_and_long_documents_load_and_read(tmp_path):
+    folder = copy_toy(tmp_path)
+    with open(folder / "corpus.jsonl", "a") as f:
+        f.write(json.dumps({"_id": "t", "title": "Only a title", "text": ""}) + "\n")
+        f.write(json.dumps({"_id": "e", "title": None, "text": None}) + "\n")
+        f.write(json.dumps({"_id": "long", "title": "", "text": "word " * 50_000}) + "\n")
+    ds = load_beir("toy", path=folder)
+    assert data.document_text(ds.corpus["t"]) == "Only a title." and data.document_text(ds.corpus["e"]) == ""
+    assert len(data.document_text(ds.corpus["long"])) == 5 * 50_000 - 1

@@ -1,3 +1,4 @@
+import socket
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,26 @@ def test_env_variable_and_local_folder(tmp_path, monkeypatch):
     assert model_fingerprint(again) == model_fingerprint(model)
 
 
-def test_unknown_names_give_clear_errors(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails, and is recorded."""
+    attempts = []
+
+    def refuse(sock, address):
+        attempts.append(address)
+        raise OSError(f"the network is blocked in this test (tried {address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
+
+
+def test_the_default_model_loads_with_the_network_blocked(no_network):
+    tokenizer, model = load_encoder()
+    assert model.config.hidden_size == 384 and tokenizer("a test")["input_ids"][0] == tokenizer.cls_token_id
+    assert no_network == []  # no hub, not even a failed look-up
+
+
+def test_unknown_names_give_clear_errors(tmp_path, no_network):
     with pytest.raises(ModelNotFoundError, match="could not find model 'no-such-org/no-such-model'"):
         resolve_model("no-such-org/no-such-model")
     with pytest.raises(ModelNotFoundError, match="does not exist"):

@@ -27,5 +27,5 @@ def test_falls_back_to_a_random_negative_and_is_seeded():
 
 
 def test_shapes_are_checked():
-    with pytest.raises(AssertionError):
+    with pytest.raises(ValueError):
         mine_hard_negatives(np.zeros((2, 3)), [0], [{0}])

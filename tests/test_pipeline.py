@@ -1,14 +1,13 @@
 import pytest
 
-from xencoder_lab import pipeline as pipeline_module
+from xencoder_lab import bi_encoder as bi_encoder_module
 from xencoder_lab.bi_encoder import BiEncoder
-from xencoder_lab.cross_encoder import CrossEncoder
 from xencoder_lab.pipeline import Pipeline
 
 
 @pytest.fixture(scope="module")
-def reranker():
-    return CrossEncoder(max_length=64, cosine_scale=20.0)
+def reranker(warm):
+    return warm
 
 
 def test_bm25_then_rerank(toy, reranker):
@@ -29,13 +28,22 @@ def test_without_reranker_keeps_the_first_stage_order(toy):
 def test_dense_index_is_built_once(toy, reranker, monkeypatch):
     encoder = BiEncoder(max_length=64)
     calls = []
-    original = pipeline_module.encode_corpus
-    monkeypatch.setattr(pipeline_module, "encode_corpus", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = bi_encoder_module.encode_corpus
+    monkeypatch.setattr(bi_encoder_module, "encode_corpus", lambda *a, **k: calls.append(1) or original(*a, **k))
     pipe = Pipeline(toy, first_stage=encoder, reranker=reranker)
     for qid in ("q1", "q3", "q4"):
         result = pipe.search(toy.queries[qid], k1=5, k2=2)
         assert any(toy.qrels[qid].get(d, 0) > 0 for d in result.first_stage_ids)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("first_stage", ["bm25", "dense"])
+def test_a_query_set_runs_through_the_same_code_as_one_query(toy, reranker, small_bi_encoder, first_stage):
+    pipe = Pipeline(toy, "bm25" if first_stage == "bm25" else small_bi_encoder, reranker)
+    run = pipe.run(k1=8, k2=3)
+    assert list(run) == list(toy.queries)
+    for qid, text in toy.queries.items():
+        assert run[qid] == pipe.search(text, k1=8, k2=3).ids
 
 
 def test_bad_input(toy):

@@ -83,16 +83,21 @@ def test_interrupted_save_is_detected(corpus, tmp_path, monkeypatch):
         DenseRetriever.load(tmp_path)
 
 
-def test_from_encoder_on_toy(toy, tmp_path):
-    from xencoder_lab.bi_encoder import BiEncoder
+def test_dense_searcher_takes_texts_like_bm25(toy, small_bi_encoder, tmp_path):
+    from xencoder_lab.bm25 import BM25
+    from xencoder_lab.retrieval import DenseSearcher, run_queries
 
-    model = BiEncoder(max_length=64)
-    retriever = DenseRetriever.from_encoder(model, toy, cache_root=tmp_path)
-    assert len(retriever) == len(toy.corpus) and retriever.dim == 384
-    qids = list(toy.queries)
-    found, _ = retriever.search(model.encode_queries([toy.queries[q] for q in qids]), k=3)
-    hits = [any(toy.qrels[q].get(doc_id, 0) > 0 for doc_id in top) for q, top in zip(qids, found)]
-    assert all(hits), dict(zip(qids, found))
+    searcher = DenseSearcher(small_bi_encoder, toy, cache_root=tmp_path)
+    assert len(searcher) == len(toy.corpus) and searcher.index.dim == 384
+    run = run_queries(searcher, toy, k=3)
+    hits = [any(toy.qrels[q].get(doc_id, 0) > 0 for doc_id in top) for q, top in run.items()]
+    assert all(hits), run
+    bm25 = BM25([toy.corpus[d]["text"] for d in toy.corpus], list(toy.corpus))
+    for first_stage in (searcher, bm25):  # one interface: texts in, (ids, scores) out
+        ids, scores = first_stage.search(["aspirin and heart attacks"], k=4)
+        assert len(ids) == 1 and len(ids[0]) == 4 and scores.shape == (1, 4)
+    with pytest.raises(TypeError, match="list of queries"):
+        searcher.search("aspirin", k=2)
 
 
 def test_search_leaves_torch_threads_alone():

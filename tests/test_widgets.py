@@ -1,14 +1,12 @@
 import pytest
 
-from xencoder_lab.cross_encoder import CrossEncoder
 from xencoder_lab.pipeline import Pipeline
 from xencoder_lab.widgets import comparison, results_html, search
 
 
 @pytest.fixture(scope="module")
-def systems(toy):
-    reranker = CrossEncoder(max_length=64, cosine_scale=20.0)
-    return {"BM25": Pipeline(toy, "bm25"), "BM25 -> cross-encoder": Pipeline(toy, "bm25", reranker)}
+def systems(toy, warm):
+    return {"BM25": Pipeline(toy, "bm25"), "BM25 -> cross-encoder": Pipeline(toy, "bm25", warm)}
 
 
 def test_results_side_by_side_with_judgments_and_latencies(systems, toy):

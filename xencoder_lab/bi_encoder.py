@@ -23,19 +23,19 @@ import copy
 import hashlib
 import json
 import os
-from pathlib import Path
+import warnings
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .batching import eval_mode, run_sorted
 from .cache import load_or_compute
 from .data import Dataset, document_text
 from .models import load_encoder, model_fingerprint
 
 POOLINGS = ("cls", "pooler", "mean")
-PROGRESS_MIN = 256  # show a progress bar from this many texts on
 
 
 def pool(last_hidden_state, attention_mask, pooler_output=None, how: str = "mean") -> torch.Tensor:
@@ -54,7 +54,9 @@ def pool(last_hidden_state, attention_mask, pooler_output=None, how: str = "mean
     >>> pool(h, mask, how="mean"), pool(h, mask, how="cls")
     (tensor([[2., 3.]]), tensor([[1., 2.]]))
     """
-    assert last_hidden_state.ndim == 3 and attention_mask.shape == last_hidden_state.shape[:2]
+    if last_hidden_state.ndim != 3 or attention_mask.shape != last_hidden_state.shape[:2]:
+        raise ValueError(f"need token vectors (B, L, D) and a mask (B, L), got {tuple(last_hidden_state.shape)} "
+                         f"and {tuple(attention_mask.shape)}.")
     if how == "cls":
         return last_hidden_state[:, 0]  # (B, D)
     if how == "pooler":
@@ -80,8 +82,9 @@ def encode_texts(
 
     Every text is tokenized once, without padding, and cut at ``max_length`` tokens. Texts are then sorted by
     their token count, longest first, so each batch is padded only to its own longest text (dynamic padding)
-    and holds texts of nearly the same length; rows are put back in the original order. Runs under
-    ``torch.inference_mode()``. To get several poolings from one forward pass, let ``embed`` return them side
+    and holds texts of nearly the same length; rows are put back in the original order
+    (``batching.run_sorted``). An empty text is embedded as sentence-transformers embeds it: from its
+    ``[CLS]`` and ``[SEP]`` tokens alone. To get several poolings from one forward pass, let ``embed`` return them side
     by side (``torch.cat`` on dim 1) and split the columns afterwards.
     """
     if isinstance(texts, str):
@@ -89,55 +92,10 @@ def encode_texts(
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is a {type(text).__name__}, not a str: use data.document_text(doc).")
-        if not text.strip():
-            raise ValueError(f"texts[{i}] is empty: an empty text has nothing to embed; drop it or fill it in.")
     if len(texts) == 0:
         raise ValueError("no texts to encode.")
     features = tokenizer(list(texts), truncation=True, max_length=max_length)  # token ids, no padding yet
     return run_sorted(features, embed, tokenizer.pad_token_id, batch_size, show_progress, device)
-
-
-def run_sorted(
-    features: Mapping[str, list],
-    fn: Callable[[Mapping[str, torch.Tensor]], torch.Tensor],
-    pad_id: int,
-    batch_size: int = 32,
-    show_progress: bool | None = None,
-    device: torch.device | str = "cpu",
-) -> np.ndarray:
-    """``fn(batch)`` over tokenized ``features`` in batches of similar length, as float32 rows in input order.
-
-    The engine under ``encode_texts`` (and the cross-encoder's scoring): sort by token count, longest first,
-    pad each batch to its own longest row, run under ``torch.inference_mode()``, restore the order.
-    """
-    from tqdm.auto import tqdm
-
-    n = len(features["input_ids"])
-    order = sorted(range(n), key=lambda i: -len(features["input_ids"][i]))  # longest first
-    show = n >= PROGRESS_MIN if show_progress is None else show_progress
-    chunks = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, n, batch_size), desc="encoding", unit="batch", disable=not show):
-            batch = pad_batch(features, order[start : start + batch_size], pad_id)
-            chunks.append(fn({k: v.to(device) for k, v in batch.items()}).float().cpu().numpy())  # (b, ...)
-    out = np.empty((n, *chunks[0].shape[1:]), dtype=np.float32)
-    out[order] = np.concatenate(chunks)  # back to the order given
-    return out
-
-
-def pad_batch(features: Mapping[str, list], rows: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Tensors (B, L) for ``rows`` of tokenized ``features``, right-padded to the longest row (mask 0 there).
-
-    >>> pad_batch({"input_ids": [[101, 7, 102], [101, 102]], "attention_mask": [[1, 1, 1], [1, 1]]}, [1, 0], 0)
-    {'input_ids': tensor([[101, 102,   0],
-            [101,   7, 102]]), 'attention_mask': tensor([[1, 1, 0],
-            [1, 1, 1]])}
-    """
-    longest = max(len(features["input_ids"][i]) for i in rows)
-    return {
-        key: torch.tensor([values[i] + [pad_id if key == "input_ids" else 0] * (longest - len(values[i])) for i in rows])
-        for key, values in features.items()
-    }
 
 
 class BiEncoder(torch.nn.Module):
@@ -185,7 +143,8 @@ class BiEncoder(torch.nn.Module):
 
     def forward(self, batch: Mapping[str, torch.Tensor], tower: str = "query") -> torch.Tensor:
         """Embeddings (B, D) of a tokenized batch through the ``"query"`` or ``"document"`` tower (with grads)."""
-        assert batch["input_ids"].ndim == 2, "batch: output of tokenize(texts), input_ids (B, L)"
+        if batch["input_ids"].ndim != 2:
+            raise ValueError("batch: give the output of tokenize(texts), with input_ids of shape (B, L).")
         if tower not in ("query", "document"):
             raise ValueError(f"tower={tower!r}: use 'query' or 'document'.")
         out = (self.query_tower if tower == "query" else self.doc_tower)(**batch)
@@ -204,15 +163,15 @@ class BiEncoder(torch.nn.Module):
     def _encode(self, texts, tower, batch_size, show_progress) -> np.ndarray:
         if not isinstance(texts, str) and len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        was_training = self.training
-        self.eval()  # no dropout while encoding
-        try:
+        if tower == "query" and not isinstance(texts, str):
+            empty = [i for i, text in enumerate(texts) if isinstance(text, str) and not text.strip()]
+            if empty:
+                raise ValueError(f"query {empty[0]} is empty: give each query at least one word.")
+        with eval_mode(self):  # no dropout while encoding
             return encode_texts(
                 texts, self.tokenizer, lambda batch: self(batch, tower), self.max_length, batch_size, show_progress,
                 self.device,
             )
-        finally:
-            self.train(was_training)
 
     @staticmethod
     def score(q_emb, d_emb):
@@ -221,27 +180,9 @@ class BiEncoder(torch.nn.Module):
         >>> BiEncoder.score(np.array([[1.0, 0.0]]), np.array([[1.0, 0.0], [0.6, 0.8]]))
         array([[1. , 0.6]])
         """
-        assert q_emb.ndim == 2 and d_emb.ndim == 2 and q_emb.shape[1] == d_emb.shape[1]
+        if q_emb.ndim != 2 or d_emb.ndim != 2 or q_emb.shape[1] != d_emb.shape[1]:
+            raise ValueError(f"need q_emb (Q, D) and d_emb (N, D), got {q_emb.shape} and {d_emb.shape}.")
         return q_emb @ d_emb.T  # (Q, N)
-
-    def save(self, folder: str | os.PathLike) -> None:
-        """Write the tower(s), the tokenizer and the settings to ``folder`` (``BiEncoder.load`` reads it back)."""
-        folder = Path(folder)
-        self.query_tower.save_pretrained(folder / "query")
-        self.tokenizer.save_pretrained(folder / "query")
-        if not self.shared:
-            self.doc_tower.save_pretrained(folder / "document")
-        settings = {"pooling": self.pooling, "shared": self.shared, "max_length": self.max_length}
-        (folder / "bi_encoder.json").write_text(json.dumps({**settings, "normalize": self.normalize}))
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike, device: torch.device | str | None = None) -> "BiEncoder":
-        """A BiEncoder saved with ``save``."""
-        folder = Path(folder)
-        model = cls(str(folder / "query"), device=device, **json.loads((folder / "bi_encoder.json").read_text()))
-        if not model.shared:
-            model.doc_tower = load_encoder(str(folder / "document"), model.device)[1]
-        return model
 
 
 def encode_corpus(
@@ -254,10 +195,19 @@ def encode_corpus(
     """Embeddings (N, D) of ``ds.corpus`` in corpus order, computed once and then read from the disk cache.
 
     The key holds the document tower's weight fingerprint, the dataset, a digest of the document ids and
-    texts, and the settings, so a fine-tuned model or a changed corpus never gets stale embeddings.
+    texts, and the settings, so a fine-tuned model or a changed corpus never gets stale embeddings. Empty
+    documents (no title, no text) are embedded too, as sentence-transformers would, with a warning that
+    counts them.
     """
     ids = list(ds.corpus)
     texts = [document_text(ds.corpus[doc_id]) for doc_id in ids]
+    empty = [doc_id for doc_id, text in zip(ids, texts) if not text.strip()]
+    if empty:
+        warnings.warn(
+            f"{len(empty)} of {len(ids)} documents of {ds.name} are empty (e.g. {', '.join(empty[:3])}): they are "
+            "embedded from [CLS] and [SEP] alone and rank low for every query.",
+            stacklevel=2,
+        )
     digest = hashlib.sha256(json.dumps([ids, texts]).encode()).hexdigest()[:16]
     parts = {
         "model": model_fingerprint(model.doc_tower),

@@ -27,6 +27,7 @@ to Pyserini's 0.679 (notebook 01 measures each step).
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 from typing import Callable, Sequence
 
@@ -90,12 +91,17 @@ class BM25:
         """BM25 score of every document for one query, in corpus order: shape (N,)."""
         if not query or not query.strip():
             raise ValueError("the query is empty: give a query with at least one word.")
-        return self.index.get_scores(self.tokenizer(query))
+        terms = self.tokenizer(query)
+        if not terms:
+            warnings.warn(f"the query {query[:60]!r} has no terms left after tokenizing (only stopwords or "
+                          "punctuation?): every document scores 0.", stacklevel=3)
+        return self.index.get_scores(terms)
 
     def search(self, queries: Sequence[str], k: int = 100) -> tuple[list[list[str]], np.ndarray]:
         """Top ``k`` documents for each query: (ids, one list per query; scores, shape (Q, k)).
 
-        Ties keep corpus order, so results repeat run to run.
+        Ties keep corpus order, so results repeat run to run (a query of stopwords only gets the first ``k``
+        documents, all scored 0, and a warning).
         """
         if not 1 <= k <= len(self):
             raise ValueError(f"k={k} but the corpus has {len(self)} documents: use 1 <= k <= {len(self)}.")

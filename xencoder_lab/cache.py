@@ -28,7 +28,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -111,3 +111,56 @@ def load_or_compute(
         payload = json.dumps({"parts": parts, "value": value}, default=str)
         atomic_write(js, lambda tmp: tmp.write_text(payload))
     return value
+
+
+def load_or_compute_rows(
+    namespace: str,
+    parts: dict[str, Any],
+    keys: Sequence[str],
+    compute: Callable[[list[int]], np.ndarray],
+    root: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """Values (n,) for ``keys`` (texts), each computed once and kept in one file per ``(namespace, parts)``.
+
+    For results made row by row, such as the cross-encoder's logit for each (query, document) pair: a later
+    call with other keys computes only the rows not stored yet, ``compute(rows)`` for their positions in
+    ``keys``, and adds them to the file (rewritten atomically). A key is stored as the sha256 of its text.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     calls = []
+    ...     def length(rows):
+    ...         calls.append(rows)
+    ...         return np.array([float(len(words[i])) for i in rows])
+    ...     words = ["a", "bb"]
+    ...     first = load_or_compute_rows("demo", {}, words, length, root=tmp)
+    ...     words = ["bb", "ccc"]
+    ...     second = load_or_compute_rows("demo", {}, words, length, root=tmp)
+    ...     first.tolist(), second.tolist(), calls
+    ([1.0, 2.0], [2.0, 3.0], [[0, 1], [1]])
+    """
+    path = cache_dir(root) / namespace / f"{cache_key(parts)}.npz"
+    digests = [hashlib.sha256(key.encode()).hexdigest()[:32] for key in keys]
+    stored: dict[str, float] = {}
+    if path.exists():
+        with np.load(path, allow_pickle=False) as npz:
+            stored = dict(zip(npz["keys"].tolist(), npz["values"].tolist()))
+    first = {}  # digest -> the first row that has it, for the keys not stored yet
+    for i, digest in enumerate(digests):
+        if digest not in stored:
+            first.setdefault(digest, i)
+    missing = list(first.values())
+    if missing:
+        values = np.asarray(compute(missing), dtype=np.float32).reshape(-1)  # (M,)
+        if len(values) != len(missing):
+            raise ValueError(f"compute returned {len(values)} values for {len(missing)} rows.")
+        stored.update(zip((digests[i] for i in missing), values.tolist()))
+        names, numbers = np.array(list(stored), dtype="U32"), np.array(list(stored.values()), dtype=np.float32)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz" to the temporary name
+                np.savez(f, keys=names, values=numbers)
+
+        atomic_write(path, write)
+        atomic_write(path.with_suffix(".parts.json"), lambda tmp: tmp.write_text(json.dumps(parts, default=str)))
+    return np.array([stored[digest] for digest in digests], dtype=np.float32)

@@ -1,76 +1,91 @@
-"""Course checkpoints: small files of what training changed, a manifest, and a test for staleness (notebook 03).
+"""Saving and loading models: course checkpoints pinned by what they compute, and whole-model snapshots
+(notebook 03).
 
 A course checkpoint lives in ``data/checkpoints/<recipe>/``:
 
 - ``weights.safetensors``: only the tensors training changed (e.g. the top layers), in fp16;
-- ``manifest.json``: the recipe and its settings, a fingerprint of the code and settings that made it, steps,
-  wall time, hardware, the loss log and the metrics measured on the stored (fp16) weights.
+- ``manifest.json``: the recipe and its settings, steps, wall time, hardware, the loss log, the metrics
+  measured on the stored (fp16) weights, and two probes of behaviour (``recipes.verify`` checks both):
+  ``probe``, the model's outputs on a few fixed inputs (``probe_outputs``), and ``training_probe``, the first
+  losses of the recipe's training loop on the toy set.
 
-Loading rebuilds the base model and lays the stored tensors over it. The fingerprint hashes the settings and
-the code of every function the recipe names (parsed, so comments, docstrings and formatting do not count):
-when that code changes, the committed checkpoint is stale and a test says so.
+Loading rebuilds the base model and lays the stored tensors over it. A checkpoint is stale when its recipe's
+settings changed, when the current code no longer reproduces its outputs (pooling, document text, truncation,
+the score), or when the training loop no longer computes the same losses. A refactor that keeps all three
+does not force a retrain; a changed comment or error message never does.
 
->>> fingerprint({"steps": 3}, [fingerprint]) == fingerprint({"steps": 3}, [fingerprint])
+A *snapshot* is a whole model saved while training (``save_snapshot``), for a run that may be cut off;
+``save_model`` and ``load_model`` write and read any course model (``BiEncoder`` or ``CrossEncoder``) in full.
+
+>>> close_enough([[1.0, 2.0]], [[1.0, 2.00001]])
 True
->>> fingerprint({"steps": 3}, [fingerprint]) == fingerprint({"steps": 4}, [fingerprint])
+>>> close_enough([[1.0, 2.0]], [[1.0, 2.1]])
 False
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import inspect
 import json
 import os
 import platform
 import shutil
 import tempfile
-import textwrap
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from .cache import atomic_write
+from .data import document_text
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 MAX_BYTES = 25 * 2**20  # per checkpoint; 60 MB for all of them together
 
+# Fixed inputs for ``probe_outputs``: a claim, a question, a title-only document, a document far longer than
+# any model reads, and a query longer than half of the cross-encoder's budget (so truncation is pinned too).
+PROBE_QUERIES = [
+    "Vitamin D deficiency is associated with a higher risk of tuberculosis.",
+    "Which drugs lower blood pressure in older adults?",
+    " ".join(["Long-term aspirin use and colorectal cancer risk in a cohort of nurses followed for decades"] * 12),
+]
+PROBE_DOCUMENTS = [
+    {"title": "Vitamin D and tuberculosis", "text": "Low serum vitamin D was linked to active tuberculosis in a "
+     "meta-analysis of seven case-control studies."},
+    {"title": "Antihypertensive treatment in the very elderly", "text": ""},
+    {"title": "", "text": " ".join(["Aspirin reduced the incidence of colorectal adenomas in this trial."] * 60)},
+]
 
-def _canonical(node) -> str:
-    """``ast.dump`` without the fields that are None or empty, so that it reads the same on every Python 3.9+
-    (3.12 added ``type_params=[]`` to each function, 3.13 hides empty fields).
 
-    >>> _canonical(ast.parse("def f(x): return x + 1").body[0].body[0])
-    "Return(value=BinOp(left=Name(id='x', ctx=Load()), op=Add(), right=Constant(value=1)))"
+def close_enough(stored, current, tolerance: float = 1e-3) -> bool:
+    """True when ``current`` matches ``stored`` to ``tolerance`` times the stored values' largest magnitude.
+
+    fp16 weights and float32 sums on another CPU move outputs by about 1e-6 of their scale; a changed pooling,
+    text or score moves them by far more.
     """
-    if isinstance(node, ast.AST):
-        fields = ((f, _canonical(getattr(node, f, None))) for f in node._fields)
-        return type(node).__name__ + "(" + ", ".join(f"{f}={v}" for f, v in fields if v not in ("None", "[]")) + ")"
-    if isinstance(node, list):
-        return "[" + ", ".join(_canonical(x) for x in node) + "]"
-    return repr(node)
+    stored, current = np.asarray(stored, dtype=np.float64), np.asarray(current, dtype=np.float64)
+    if stored.shape != current.shape:
+        return False
+    return bool(np.abs(stored - current).max() <= tolerance * max(1.0, np.abs(stored).max()))
 
 
-def _code_digest(fn: Callable) -> str:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    tree.body[0].name = ""  # the qualified name is hashed beside it
-    for node in ast.walk(tree):  # drop docstrings: they do not change what the code computes
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
-            if isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(_canonical(tree).encode()).hexdigest()
+def probe_outputs(model) -> list[list[float]]:
+    """The model's outputs on the fixed probe inputs: a bi-encoder's query-document scores (3, 3) and the
+    first 8 dimensions of each document embedding; a cross-encoder's logits for every (query, document) pair.
+    """
+    from .bi_encoder import BiEncoder
+    from .cross_encoder import CrossEncoder
 
-
-def fingerprint(settings: dict, code: Sequence[Callable]) -> str:
-    """sha256 of the settings (canonical JSON) and of the parsed code of each function, comments dropped."""
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for fn in code:  # the qualified name, not the module: run as `python -m`, a module is called __main__
-        digest.update(f"{fn.__qualname__}:{_code_digest(fn)}".encode())
-    return digest.hexdigest()[:16]
+    docs = [document_text(doc) for doc in PROBE_DOCUMENTS]
+    if isinstance(model, BiEncoder):
+        q_emb, d_emb = model.encode_queries(PROBE_QUERIES), model.encode_documents(docs)  # (3, D), (3, D)
+        return np.round(np.concatenate([q_emb @ d_emb.T, d_emb[:, :8]], axis=1).astype(float), 6).tolist()  # (3, 11)
+    if isinstance(model, CrossEncoder):
+        logits = model.score([q for q in PROBE_QUERIES for _ in docs], docs * len(PROBE_QUERIES))  # (9,)
+        return np.round(logits.reshape(len(PROBE_QUERIES), len(docs)).astype(float), 5).tolist()  # (3, 3)
+    raise TypeError(f"no probe for a {type(model).__name__}: give a BiEncoder or a CrossEncoder.")
 
 
 def hardware() -> dict:
@@ -154,3 +169,88 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint in {folder}: train it with the command in the README.")
     return json.loads(path.read_text())
+
+
+def save_model(model, folder: str | os.PathLike) -> Path:
+    """Write a whole ``BiEncoder`` or ``CrossEncoder`` to ``folder`` (weights, tokenizer, settings in
+    ``model.json``); ``load_model`` reads it back. The folder must not exist yet."""
+    from .bi_encoder import BiEncoder
+    from .cross_encoder import CrossEncoder
+
+    folder = Path(folder)
+    if folder.exists():
+        raise FileExistsError(f"{folder} exists: choose a new folder (nothing a user saved is overwritten).")
+    if isinstance(model, BiEncoder):
+        settings = {"kind": "bi-encoder", "pooling": model.pooling, "shared": model.shared,
+                    "max_length": model.max_length, "normalize": model.normalize}
+        towers = {"query": model.query_tower} if model.shared else {"query": model.query_tower, "document": model.doc_tower}
+    elif isinstance(model, CrossEncoder):
+        settings = {"kind": "cross-encoder", "max_length": model.max_length, "warm_start": model.scale is not None}
+        towers = {"encoder": model.encoder}
+        head = {n: p.detach().cpu().contiguous() for n, p in model.state_dict().items() if not n.startswith("encoder.")}
+        folder.mkdir(parents=True)
+        save_file(head, str(folder / "head.safetensors"))
+    else:
+        raise TypeError(f"cannot save a {type(model).__name__}: give a BiEncoder or a CrossEncoder.")
+    for name, tower in towers.items():
+        tower.save_pretrained(folder / name)
+        model.tokenizer.save_pretrained(folder / name)
+    (folder / "model.json").write_text(json.dumps(settings, indent=1) + "\n")
+    return folder
+
+
+def load_model(folder: str | os.PathLike, device: torch.device | str | None = None):
+    """The ``BiEncoder`` or ``CrossEncoder`` that ``save_model`` wrote to ``folder``."""
+    from .bi_encoder import BiEncoder
+    from .cross_encoder import CrossEncoder
+    from .models import load_encoder
+
+    folder = Path(folder)
+    if not (folder / "model.json").is_file():
+        raise FileNotFoundError(f"no saved model in {folder} (model.json is missing): save one with save_model.")
+    settings = json.loads((folder / "model.json").read_text())
+    kind = settings.pop("kind")
+    if kind == "bi-encoder":
+        model = BiEncoder(str(folder / "query"), device=device, **settings)
+        if not model.shared:
+            model.doc_tower = load_encoder(str(folder / "document"), model.device)[1]
+        return model
+    model = CrossEncoder(str(folder / "encoder"), max_length=settings["max_length"],
+                         cosine_scale=1.0 if settings["warm_start"] else None, device=device)
+    model.load_state_dict(load_file(str(folder / "head.safetensors")), strict=False)
+    return model
+
+
+def save_snapshot(model, folder: str | os.PathLike, state: dict) -> Path:
+    """Save ``model`` and ``state`` (JSON, with a ``"step"``) under ``folder`` while training; return its path.
+
+    Never leaves a half-written snapshot as the current one: the model is written to a hidden temporary
+    folder, renamed to ``step-NNNNNN.<random>`` once complete, and only then does ``folder/LATEST`` (replaced
+    atomically) name it; the previous snapshot is deleted last. A crash at any point leaves ``LATEST``
+    naming a complete snapshot.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".step-{state['step']:06d}.", dir=folder))
+    try:
+        save_model(model, tmp / "model")
+        (tmp / "state.json").write_text(json.dumps(state))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    final = folder / tmp.name.lstrip(".")
+    os.replace(tmp, final)
+    atomic_write(folder / "LATEST", lambda path: path.write_text(final.name))
+    for old in [*folder.glob("step-*"), *folder.glob(".step-*")]:  # older snapshots, leftovers of crashes
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_snapshot(folder: str | os.PathLike, device: torch.device | str | None = None):
+    """``(model, state)`` from the snapshot that ``folder/LATEST`` names."""
+    latest = Path(folder) / "LATEST"
+    if not latest.is_file():
+        raise FileNotFoundError(f"no snapshot in {folder} (LATEST is missing).")
+    current = Path(folder) / latest.read_text().strip()
+    return load_model(current / "model", device=device), json.loads((current / "state.json").read_text())

@@ -31,8 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .bi_encoder import pool, run_sorted
-from .models import load_encoder
+from .batching import eval_mode, run_sorted
+from .bi_encoder import pool
+from .cache import load_or_compute_rows
+from .data import Dataset, document_text
+from .models import load_encoder, model_fingerprint
 
 
 class CrossEncoder(torch.nn.Module):
@@ -61,24 +64,28 @@ class CrossEncoder(torch.nn.Module):
         return self.head.weight.device
 
     def features(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, list]:
-        """Token ids of each pair, unpadded: query whole, document cut to fit ``max_length``."""
+        """Token ids of each pair, unpadded, cut to ``max_length`` (see the module docstring).
+
+        An empty document is scored (from the query alone, as sentence-transformers does); an empty query
+        is a mistake and raises.
+        """
         if len(queries) != len(docs):
             raise ValueError(f"got {len(queries)} queries but {len(docs)} documents: one of each per pair.")
-        for i, (q, d) in enumerate(zip(queries, docs)):
-            if not q.strip() or not d.strip():
-                raise ValueError(f"pair {i} has an empty {'query' if not q.strip() else 'document'}.")
-        return self.tokenizer(list(queries), list(docs), truncation="only_second", max_length=self.max_length)
+        for i, q in enumerate(queries):
+            if not q.strip():
+                raise ValueError(f"pair {i} has an empty query: give each query at least one word.")
+        return self.tokenizer(list(queries), list(docs), truncation=True, max_length=self.max_length)
 
     def tokenize(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
         """A padded batch of pairs on the model's device, for training."""
         return self.tokenizer(
-            list(queries), list(docs), truncation="only_second", max_length=self.max_length,
-            padding=True, return_tensors="pt",
+            list(queries), list(docs), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
         ).to(self.device)
 
     def forward(self, batch) -> torch.Tensor:
         """Logits (B,) for a batch of tokenized pairs."""
-        assert batch["input_ids"].ndim == 2 and "token_type_ids" in batch, "batch: tokenize(queries, docs)"
+        if batch["input_ids"].ndim != 2 or "token_type_ids" not in batch:
+            raise ValueError("batch: give the output of tokenize(queries, docs): input_ids (B, L) and token_type_ids.")
         h = self.encoder(**batch).last_hidden_state  # (B, L, D)
         logits = self.head(h[:, 0]).squeeze(-1)  # (B,)
         if self.scale is not None:
@@ -103,68 +110,41 @@ class CrossEncoder(torch.nn.Module):
             queries = [queries] * len(docs)
         if len(docs) == 0:
             return np.zeros(0, dtype=np.float32)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             features = self.features(queries, docs)
             return run_sorted(features, self, self.tokenizer.pad_token_id, batch_size, show_progress, self.device)
-        finally:
-            self.train(was_training)
-
-
-def rerank_run(
-    model: CrossEncoder, ds, run: dict[str, list[str]], depth: int, batch_size: int = 32, show_progress=None
-) -> dict[str, list[str]]:
-    """Rerank the top ``depth`` of each ranking in ``run`` by cross-encoder logit; the rest keep their order.
-
-    All pairs of all queries are scored in one length-sorted pass.
-    """
-    from .data import document_text
-
-    qids = [q for q in ds.queries if q in run]
-    pairs = [(q, d) for q in qids for d in run[q][:depth]]
-    logits = model.score(
-        [ds.queries[q] for q, _ in pairs], [document_text(ds.corpus[d]) for _, d in pairs], batch_size, show_progress
-    )
-    reranked, start = {}, 0
-    for q in qids:
-        top = run[q][:depth]
-        order = np.argsort(-logits[start : start + len(top)], kind="stable")
-        reranked[q] = [top[i] for i in order] + run[q][depth:]
-        start += len(top)
-    return reranked
 
 
 def score_candidates(
     model: CrossEncoder,
-    ds,
+    ds: Dataset,
     runs: Sequence[dict[str, list[str]]],
     depth: int,
     batch_size: int = 32,
     show_progress=None,
+    cache: bool = True,
     cache_root=None,
 ) -> dict[str, dict[str, float]]:
     """``{qid: {doc_id: logit}}`` for every pair in the top ``depth`` of any ranking in ``runs``.
 
-    A pair two first stages both retrieve is scored once. The logits are kept in the disk cache
-    (``cache.load_or_compute``), keyed by the model's weights, its ``max_length`` and the pairs' texts: scoring
-    thousands of pairs takes minutes on a CPU, reading them back takes milliseconds, and other weights or other
-    texts never get these scores.
+    Each pair is scored once and kept in the disk cache (``cache.load_or_compute_rows``), keyed by the model's
+    weights, its ``max_length`` and the pair's two texts: scoring thousands of pairs takes minutes on a CPU,
+    reading them back takes milliseconds, and a later call (another depth, another first stage) scores only the
+    pairs not seen before. ``cache=False`` scores without the disk (e.g. a model in the middle of training).
     """
-    import hashlib
-
-    from .cache import load_or_compute
-    from .data import document_text
-    from .models import model_fingerprint
-
     pairs = sorted({(q, d) for run in runs for q in run if q in ds.queries for d in run[q][:depth]})
     queries = [ds.queries[q] for q, _ in pairs]
     docs = [document_text(ds.corpus[d]) for _, d in pairs]
-    texts = hashlib.sha256("\0".join(t for pair in zip(queries, docs) for t in pair).encode()).hexdigest()
-    parts = {"model": model_fingerprint(model), "max_length": model.max_length, "pairs": texts, "n": len(pairs)}
-    logits = load_or_compute(
-        "cross_encoder_scores", parts, lambda: model.score(queries, docs, batch_size, show_progress), root=cache_root
-    )  # (P,)
+
+    def compute(rows: list[int]) -> np.ndarray:
+        return model.score([queries[i] for i in rows], [docs[i] for i in rows], batch_size, show_progress)
+
+    if cache:
+        parts = {"model": model_fingerprint(model), "max_length": model.max_length, "truncation": "longest_first"}
+        keys = [q + "\0" + d for q, d in zip(queries, docs)]
+        logits = load_or_compute_rows("cross_encoder_pairs", parts, keys, compute, root=cache_root)  # (P,)
+    else:
+        logits = compute(list(range(len(pairs))))  # (P,)
     scores: dict[str, dict[str, float]] = {}
     for (q, d), logit in zip(pairs, logits.tolist()):
         scores.setdefault(q, {})[d] = logit
@@ -172,9 +152,9 @@ def score_candidates(
 
 
 def rerank(run: dict[str, list[str]], scores: dict[str, dict[str, float]], depth: int) -> dict[str, list[str]]:
-    """Order the top ``depth`` of each ranking by ``scores`` (highest first); the rest keep their order.
-
-    ``rerank_run`` does the same in one call; with ``score_candidates`` one scoring serves every depth.
+    """Order the top ``depth`` of each ranking by ``scores`` (highest first, ties in first-stage order); the
+    rest keep their order. The one reranking step of the course: ``pipeline.Pipeline`` uses it for one query
+    and for a whole query set.
 
     >>> rerank({"q": ["a", "b", "c"]}, {"q": {"a": 0.1, "b": 2.0}}, depth=2)
     {'q': ['b', 'a', 'c']}

@@ -28,6 +28,7 @@ import random
 import shutil
 import tempfile
 import urllib.request
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +81,16 @@ class Dataset:
 
 
 def document_text(doc: dict[str, str]) -> str:
-    """The text a model or BM25 sees for a document: ``"title. text"`` (just the text when untitled)."""
+    """The text a model or BM25 sees for a document: ``"title. text"`` (just the text when untitled, just
+    the title when there is no text, ``""`` when there is neither).
+
+    >>> document_text({"title": "Only a title", "text": ""})
+    'Only a title.'
+    """
     title, text = doc.get("title", "").strip(), doc.get("text", "").strip()
-    if not title:
-        return text
-    return f"{title}{'' if title.endswith(('.', '?', '!')) else '.'} {text}"
+    if title and not title.endswith((".", "?", "!")):
+        title += "."
+    return " ".join(part for part in (title, text) if part)
 
 
 def load_beir(
@@ -180,40 +186,71 @@ def download_beir(name: str, target: Path, url: str | None = None) -> Path:
     return final
 
 
+def _lines(path: Path):
+    """(line number, text) of each line of ``path``, decoded as UTF-8; bytes that are not UTF-8 raise an error
+    naming the file, the line and the column."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DatasetFormatError(
+                    f"{path}:{lineno}: byte 0x{raw[err.start]:02x} at column {err.start + 1} is not UTF-8; "
+                    "BEIR files are UTF-8: re-encode the file (e.g. `iconv -f latin1 -t utf-8`)."
+                ) from None
+
+
 def _read_jsonl(path: Path, required: tuple[str, ...]):
     if not path.is_file():
         raise DatasetNotFoundError(f"missing file {path}.")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DatasetFormatError(f"{path}:{lineno}: not valid JSON ({err.msg}).") from err
-            missing = [key for key in required if not isinstance(row, dict) or key not in row]
-            if missing:
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DatasetFormatError(f"{path}:{lineno}: not valid JSON ({err.msg}).") from err
+        missing = [key for key in required if not isinstance(row, dict) or key not in row]
+        if missing:
+            raise DatasetFormatError(
+                f"{path}:{lineno}: missing field(s) {', '.join(missing)}; each line must be a JSON "
+                f"object with {', '.join(required)}."
+            )
+        yield lineno, row
+
+
+def _unique(path: Path, rows, what: str) -> dict:
+    """``{id: value}`` from ``(line, id, value)``; an id repeated with the same value is kept once (with a
+    warning that counts them), an id repeated with another value is an error naming both lines."""
+    out, first_line, repeats = {}, {}, 0
+    for lineno, key, value in rows:
+        if key in out:
+            if out[key] != value:
                 raise DatasetFormatError(
-                    f"{path}:{lineno}: missing field(s) {', '.join(missing)}; each line must be a JSON "
-                    f"object with {', '.join(required)}."
+                    f"{path}:{lineno}: {what} id {key!r} appears again (first on line {first_line[key]}) with "
+                    "other content: give each a distinct id."
                 )
-            yield lineno, row
+            repeats += 1
+            continue
+        out[key], first_line[key] = value, lineno
+    if repeats:
+        warnings.warn(f"{path}: {repeats} repeated {what} line(s) with identical content, each kept once.",
+                      stacklevel=3)
+    return out
 
 
 def _read_corpus(path: Path) -> dict[str, dict[str, str]]:
-    corpus = {}
-    for lineno, row in _read_jsonl(path, ("_id", "text")):
-        doc_id = str(row["_id"])
-        if doc_id in corpus:
-            raise DatasetFormatError(f"{path}:{lineno}: document id {doc_id!r} appears twice.")
-        corpus[doc_id] = {"title": row.get("title") or "", "text": row["text"] or ""}
+    corpus = _unique(path, (
+        (lineno, str(row["_id"]), {"title": row.get("title") or "", "text": row["text"] or ""})
+        for lineno, row in _read_jsonl(path, ("_id", "text"))
+    ), "document")
     if not corpus:
         raise DatasetFormatError(f"{path}: the corpus is empty; it needs at least one document.")
     return corpus
 
 
 def _read_queries(path: Path) -> dict[str, str]:
-    return {str(row["_id"]): row["text"] for _, row in _read_jsonl(path, ("_id", "text"))}
+    return _unique(path, ((n, str(row["_id"]), row["text"]) for n, row in _read_jsonl(path, ("_id", "text"))), "query")
 
 
 def _read_qrels(path: Path, corpus: dict, queries: dict) -> dict[str, dict[str, int]]:
@@ -221,28 +258,31 @@ def _read_qrels(path: Path, corpus: dict, queries: dict) -> dict[str, dict[str, 
         splits = sorted(p.stem for p in path.parent.glob("*.tsv"))
         raise DatasetNotFoundError(f"missing file {path}; splits available here: {splits or 'none'}.")
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.rstrip("\n").split("\t")
-            if lineno == 1 and fields[0] == "query-id":
-                continue
-            if not line.strip():
-                continue
-            if len(fields) != 3:
-                raise DatasetFormatError(
-                    f"{path}:{lineno}: expected 3 tab-separated fields (query-id, corpus-id, score), "
-                    f"got {len(fields)}."
-                )
-            qid, doc_id, score = fields
-            try:
-                grade = int(score)
-            except ValueError:
-                raise DatasetFormatError(f"{path}:{lineno}: score {score!r} is not an integer.") from None
-            if qid not in queries:
-                raise DatasetFormatError(f"{path}:{lineno}: query id {qid!r} is not in queries.jsonl.")
-            if doc_id not in corpus:
-                raise DatasetFormatError(f"{path}:{lineno}: document id {doc_id!r} is not in corpus.jsonl.")
-            qrels.setdefault(qid, {})[doc_id] = grade
+    unknown = []  # (line, what): judgments of a query or document the dataset does not have
+    for lineno, line in _lines(path):
+        fields = line.rstrip("\r\n").split("\t")
+        if lineno == 1 and fields[0] == "query-id":
+            continue
+        if not line.strip():
+            continue
+        if len(fields) != 3:
+            raise DatasetFormatError(
+                f"{path}:{lineno}: expected 3 tab-separated fields (query-id, corpus-id, score), got {len(fields)}."
+            )
+        qid, doc_id, score = fields
+        try:
+            grade = int(score)
+        except ValueError:
+            raise DatasetFormatError(f"{path}:{lineno}: score {score!r} is not an integer.") from None
+        if qid not in queries or doc_id not in corpus:
+            unknown.append((lineno, f"query {qid!r}" if qid not in queries else f"document {doc_id!r}"))
+            continue
+        qrels.setdefault(qid, {})[doc_id] = grade
+    if unknown:
+        warnings.warn(
+            f"{path}: {len(unknown)} judgment(s) name a query or document the dataset does not have (first: line "
+            f"{unknown[0][0]}, {unknown[0][1]}); they are left out.", stacklevel=3,
+        )
     return qrels
 
 

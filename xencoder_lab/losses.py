@@ -36,9 +36,10 @@ def in_batch_negatives_loss(
     ``symmetric`` adds the document -> query direction (each of the first B documents must pick its query
     among the B queries) and returns the mean of the two directions.
     """
-    assert q_emb.ndim == 2 and d_emb.ndim == 2, "q_emb (B, D), d_emb (B + extra, D)"
-    assert d_emb.shape[0] >= q_emb.shape[0] and d_emb.shape[1] == q_emb.shape[1], (q_emb.shape, d_emb.shape)
-    assert temperature > 0, "temperature must be positive"
+    if q_emb.ndim != 2 or d_emb.ndim != 2 or d_emb.shape[0] < q_emb.shape[0] or d_emb.shape[1] != q_emb.shape[1]:
+        raise ValueError(f"need q_emb (B, D) and d_emb (B + extra, D), got {tuple(q_emb.shape)} and {tuple(d_emb.shape)}.")
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: it must be positive (scale = 1 / temperature).")
     B = q_emb.shape[0]
     scores = q_emb @ d_emb.T / temperature  # (B, B + extra)
     labels = torch.arange(B, device=scores.device)  # (B,)
@@ -58,5 +59,6 @@ def listwise_loss(logits: torch.Tensor) -> torch.Tensor:
     >>> round(listwise_loss(torch.tensor([[2.0, 0.0, 0.0]])).item(), 4)      # log(1 + 2 e^-2)
     0.2395
     """
-    assert logits.ndim == 2 and logits.shape[1] >= 2, "logits (G, 1 + negatives)"
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise ValueError(f"need logits (G, 1 + negatives) with at least one negative, got {tuple(logits.shape)}.")
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))

@@ -35,7 +35,9 @@ def mine_hard_negatives(
     ``relevant[i]`` holds every column judged relevant for row i (never a negative). When no candidate passes
     the margin, a random non-relevant column is drawn instead (an easy negative).
     """
-    assert scores.ndim == 2 and len(positives) == len(relevant) == len(scores), "one positive per row"
+    if scores.ndim != 2 or not len(positives) == len(relevant) == len(scores):
+        raise ValueError(f"need scores (Q, N) and one positive and one relevant set per row, got {scores.shape}, "
+                         f"{len(positives)} positives and {len(relevant)} relevant sets.")
     rng = random.Random(seed)
     negatives = []
     for row, pos, rel in zip(scores, positives, relevant):  # row: (N,)

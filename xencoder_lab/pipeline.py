@@ -19,11 +19,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .bi_encoder import BiEncoder, encode_corpus
+from .bi_encoder import BiEncoder
 from .bm25 import BM25
-from .cross_encoder import CrossEncoder
+from .cross_encoder import CrossEncoder, rerank, score_candidates
 from .data import Dataset, document_text
-from .retrieval import DenseRetriever
+from .retrieval import DenseSearcher, run_queries
 
 
 @dataclass
@@ -38,38 +38,53 @@ class Result:
 
 
 class Pipeline:
-    """A first stage (``"bm25"`` or a ``BiEncoder``) over ``ds.corpus``, then an optional ``CrossEncoder``."""
+    """A first stage (``"bm25"`` or a ``BiEncoder``) over ``ds.corpus``, then an optional ``CrossEncoder``.
+
+    ``search`` answers one query and times each stage; ``run`` ranks every query of ``ds`` for evaluation.
+    Both go through the same first stage (``first_stage.search``: texts in, ids and scores out) and the same
+    ``cross_encoder.rerank``; ``run`` scores its pairs through the disk cache (``score_candidates``).
+    """
 
     def __init__(self, ds: Dataset, first_stage: str | BiEncoder = "bm25", reranker: CrossEncoder | None = None):
-        self.ids = list(ds.corpus)
+        self.ds = ds
         self.texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
         self.reranker = reranker
         if isinstance(first_stage, BiEncoder):
-            self.encoder = first_stage
-            self.retriever = DenseRetriever(encode_corpus(first_stage, ds), self.ids)  # once, from the cache
+            self.first_stage = DenseSearcher(first_stage, ds)  # the corpus embedded once, from the cache
         elif first_stage == "bm25":
-            self.encoder, self.retriever = None, BM25(list(self.texts.values()), self.ids)
+            self.first_stage = BM25(list(self.texts.values()), list(self.texts))
         else:
             raise ValueError(f"unknown first stage {first_stage!r}: use 'bm25' or a BiEncoder.")
+
+    def _check(self, k1: int, k2: int) -> None:
+        if not 1 <= k2 <= k1:
+            raise ValueError(f"k2={k2} must be between 1 and k1={k1}: the reranker only sees the top k1.")
 
     def search(self, query: str, k1: int = 100, k2: int = 10) -> Result:
         """Top ``k2`` documents for ``query``, reranked from the first stage's top ``k1``."""
         if not query or not query.strip():
             raise ValueError("the query is empty: give a query with at least one word.")
-        if not 1 <= k2 <= k1:
-            raise ValueError(f"k2={k2} must be between 1 and k1={k1}: the reranker only sees the top k1.")
+        self._check(k1, k2)
         start = time.perf_counter()
-        if self.encoder is None:
-            ids, scores = self.retriever.search([query], k=k1)
-        else:
-            ids, scores = self.retriever.search(self.encoder.encode_queries([query]), k=k1)
-        first, first_scores = ids[0], [float(s) for s in scores[0]]
+        ids, scores = self.first_stage.search([query], k=k1)
+        first, first_scores = ids[0], dict(zip(ids[0], scores[0].tolist()))
         middle = time.perf_counter()
         if self.reranker is None:
-            top, top_scores = first[:k2], first_scores[:k2]
+            top, top_scores = first[:k2], [first_scores[d] for d in first[:k2]]
         else:
             logits = self.reranker.score(query, [self.texts[d] for d in first])  # (k1,)
-            order = sorted(range(len(first)), key=lambda i: -logits[i])[:k2]
-            top, top_scores = [first[i] for i in order], [float(logits[i]) for i in order]
+            scores_q = dict(zip(first, logits.tolist()))
+            top = rerank({"q": first}, {"q": scores_q}, depth=k1)["q"][:k2]
+            top_scores = [scores_q[d] for d in top]
         end = time.perf_counter()
         return Result(top, top_scores, first, {"first_stage": middle - start, "rerank": end - middle})
+
+    def run(self, k1: int = 100, k2: int | None = None, show_progress=None) -> dict[str, list[str]]:
+        """``{query id: top k2 ids}`` for every query of ``ds`` (``k2`` defaults to ``k1``), for evaluation."""
+        k2 = k1 if k2 is None else k2
+        self._check(k1, k2)
+        first = run_queries(self.first_stage, self.ds, k=k1)
+        if self.reranker is not None:
+            scores = score_candidates(self.reranker, self.ds, [first], depth=k1, show_progress=show_progress)
+            first = rerank(first, scores, depth=k1)
+        return {q: ranking[:k2] for q, ranking in first.items()}

@@ -3,9 +3,11 @@
     python -m xencoder_lab.recipes bi-encoder              # writes data/checkpoints/bi-encoder/
     python -m xencoder_lab.recipes cross-encoder           # starts from the bi-encoder checkpoint
 
-A recipe is its settings plus the functions that use them; ``checkpoints.fingerprint`` hashes both, so a
-committed checkpoint that no longer matches its recipe is caught by a test. Choices are made on a validation
-split carved from SciFact train; the test split is only measured, for the manifest.
+A recipe is its settings plus the code that uses them. Each manifest keeps the settings, the trained model's
+outputs on fixed inputs (``checkpoints.probe_outputs``) and the first losses of its training loop on the toy
+set (``training_probe``); ``verify`` checks all three against the current code, and a test runs it on every
+committed checkpoint. Choices are made on a validation split carved from SciFact train; the test split is only
+measured, for the manifest.
 
 Built in notebook 03 (the fine-tuned bi-encoder); the cross-encoder recipe belongs to notebook 04.
 """
@@ -21,13 +23,12 @@ import numpy as np
 import torch
 
 from . import checkpoints, metrics
-from .bi_encoder import BiEncoder, encode_corpus, pool
-from .cross_encoder import CrossEncoder, rerank_run
-from .data import document_text, load_beir, split_validation
-from .losses import in_batch_negatives_loss, listwise_loss
+from .bi_encoder import BiEncoder, encode_corpus
+from .cross_encoder import CrossEncoder, rerank, score_candidates
+from .data import TOY_PATH, document_text, load_beir, split_validation
 from .negatives import mine_hard_negatives
 from .retrieval import dense_run
-from .training import NoDuplicatesBatchSampler, freeze_lower_layers, train_bi_encoder, train_cross_encoder
+from .training import freeze_lower_layers, train_bi_encoder, train_cross_encoder, training_pairs
 
 BI_ENCODER = {
     "dataset": "scifact",
@@ -149,8 +150,9 @@ def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None
     trainable += [n for n, p in model.named_parameters() if not n.startswith("encoder.")]
 
     def evaluate(m):
-        run = rerank_run(m, validation, first_stage, depth=settings["rerank_depth"], show_progress=False)
-        return metrics.evaluate(run, validation.qrels, ["ndcg@10"])["ndcg@10"]
+        depth = settings["rerank_depth"]
+        scores = score_candidates(m, validation, [first_stage], depth, show_progress=False, cache=False)
+        return metrics.evaluate(rerank(first_stage, scores, depth), validation.qrels, ["ndcg@10"])["ndcg@10"]
 
     log = [{"step": 0, "validation": evaluate(model), "first_stage": metrics.evaluate(
         first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
@@ -172,27 +174,76 @@ def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None
     return model, trainable, log
 
 
+def bi_encoder_training_probe(settings: dict = BI_ENCODER, steps: int = 3) -> list[float]:
+    """The first ``steps`` losses of the recipe's training on the toy set: the base model, the recipe's
+    frozen layers, loss and temperature, batches of 4, one toy document as every pair's hard negative. Each
+    query is paired with the next pair's document, so the loss starts high and every step moves it."""
+    torch.manual_seed(settings["seed"])
+    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
+    freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    toy = load_beir("toy", path=TOY_PATH)
+    queries, docs = zip(*training_pairs(toy))
+    pairs = list(zip(queries, docs[1:] + docs[:1]))
+    log = train_bi_encoder(
+        model, pairs, steps=steps, batch_size=4, lr=settings["lr"], warmup=1, temperature=settings["temperature"],
+        hard_negatives=[document_text(toy.corpus["d16"])] * len(pairs), seed=settings["seed"], log_every=1,
+        show_progress=False,
+    )
+    return [round(entry["loss"], 5) for entry in log]
+
+
+def cross_encoder_training_probe(settings: dict = CROSS_ENCODER, steps: int = 3) -> list[float]:
+    """The first ``steps`` losses of the recipe's training on the toy set: the recipe's starting weights,
+    frozen layers, loss and learning rates, 2 groups a step of 1 positive and 3 other toy documents."""
+    torch.manual_seed(settings["seed"])
+    model = CrossEncoder(max_length=settings["max_length"], cosine_scale=settings["cosine_scale"])
+    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings["init"])
+    freeze_lower_layers(model.encoder, settings["train_top_layers"])
+    toy = load_beir("toy", path=TOY_PATH)
+    texts = [document_text(doc) for doc in toy.corpus.values()]
+    groups = [(q, d, [t for t in texts if t != d][i % 4 :: 4][:3]) for i, (q, d) in enumerate(training_pairs(toy))]
+    log = train_cross_encoder(
+        model, groups, steps=steps, groups_per_step=2, lr=settings["lr"], head_lr=settings["head_lr"], warmup=1,
+        loss=settings["loss"], seed=settings["seed"], log_every=1, show_progress=False,
+    )
+    return [round(entry["loss"], 5) for entry in log]
+
+
 RECIPES = {
-    "bi-encoder": {
-        "settings": BI_ENCODER,
-        "code": [
-            train_bi_encoder_recipe, bi_encoder_training_data, mine_hard_negatives, freeze_lower_layers,
-            train_bi_encoder, NoDuplicatesBatchSampler, in_batch_negatives_loss, split_validation,
-        ],
-    },
-    "cross-encoder": {
-        "settings": CROSS_ENCODER,
-        "code": [
-            train_cross_encoder_recipe, cross_encoder_training_data, mine_hard_negatives, freeze_lower_layers,
-            train_cross_encoder, listwise_loss, CrossEncoder, rerank_run, split_validation, pool,
-        ],
-    },
+    "bi-encoder": {"settings": BI_ENCODER, "training_probe": bi_encoder_training_probe},
+    "cross-encoder": {"settings": CROSS_ENCODER, "training_probe": cross_encoder_training_probe},
 }
 
 
-def recipe_fingerprint(name: str) -> str:
-    """The fingerprint a checkpoint of recipe ``name`` made by the current code must carry."""
-    return checkpoints.fingerprint(RECIPES[name]["settings"], RECIPES[name]["code"])
+class StaleCheckpointError(RuntimeError):
+    """A committed checkpoint that the current code or settings would not make again."""
+
+
+def verify(name: str, folder: str | Path | None = None, training: bool = True) -> dict:
+    """Check the checkpoint of recipe ``name`` against the current code; return its manifest, or raise
+    ``StaleCheckpointError`` saying what differs and how to fix it.
+
+    Three checks: the recipe's settings are the manifest's; the loaded model reproduces the stored outputs on
+    the probe inputs (``checkpoints.probe_outputs``); with ``training``, the training loop reproduces the stored
+    first losses on the toy set.
+    """
+    folder = Path(folder or checkpoints.CHECKPOINTS / name)
+    manifest = checkpoints.read_manifest(folder)
+    fix = f"retrain it with `python -m xencoder_lab.recipes {name} --overwrite` (see the README)"
+    problems = []
+    if manifest["settings"] != RECIPES[name]["settings"]:
+        changed = sorted(k for k in {**manifest["settings"], **RECIPES[name]["settings"]}
+                         if manifest["settings"].get(k) != RECIPES[name]["settings"].get(k))
+        problems.append(f"the recipe's settings changed ({', '.join(changed)})")
+    model = {"bi-encoder": load_bi_encoder, "cross-encoder": load_cross_encoder}[name](folder, device="cpu")
+    if not checkpoints.close_enough(manifest["probe"], checkpoints.probe_outputs(model)):
+        problems.append("the current code computes other outputs from its weights (pooling, text, truncation "
+                        "or score changed)")
+    if training and not checkpoints.close_enough(manifest["training_probe"], RECIPES[name]["training_probe"]()):
+        problems.append("the training loop computes other losses than the one that trained it")
+    if problems:
+        raise StaleCheckpointError(f"{folder.name} is stale: {'; '.join(problems)}. To fix: {fix}.")
+    return manifest
 
 
 def load_bi_encoder(folder: str | Path | None = None, device=None) -> BiEncoder:
@@ -212,10 +263,9 @@ def load_cross_encoder(folder: str | Path | None = None, device=None) -> CrossEn
     return checkpoints.load_weights(model, folder)
 
 
-def _manifest(name: str, fingerprint: str, steps: int | None, **extra) -> dict:
+def _manifest(name: str, steps: int | None, **extra) -> dict:
     return {
         "recipe": name,
-        "fingerprint": fingerprint,
         "command": f"python -m xencoder_lab.recipes {name}" + (f" --steps {steps}" if steps else ""),
         "settings": RECIPES[name]["settings"],
         "steps": steps or RECIPES[name]["settings"]["steps"],
@@ -225,7 +275,7 @@ def _manifest(name: str, fingerprint: str, steps: int | None, **extra) -> dict:
     }
 
 
-def _bi_encoder(args, out: Path, fingerprint: str) -> dict:
+def _bi_encoder(args, out: Path, training_probe: list[float]) -> dict:
     start = time.perf_counter()
     model, trainable, log, validation = train_bi_encoder_recipe(steps=args.steps)
     train_seconds = time.perf_counter() - start
@@ -239,15 +289,16 @@ def _bi_encoder(args, out: Path, fingerprint: str) -> dict:
         return {name: metrics.evaluate(dense_run(m, ds), ds.qrels) for name, ds in splits.items()}
 
     manifest = _manifest(
-        "bi-encoder", fingerprint, args.steps, train_seconds=round(train_seconds), stored="query_tower top layers, fp16",
+        "bi-encoder", args.steps, train_seconds=round(train_seconds), stored="query_tower top layers, fp16",
         metrics={"fine-tuned": evaluate(model), "zero-shot": evaluate(BiEncoder())}, log=log,
+        probe=checkpoints.probe_outputs(model), training_probe=training_probe,
     )
     manifest["total_seconds"] = round(time.perf_counter() - start)
     checkpoints.save_checkpoint(model.query_tower, trainable, manifest, out, overwrite=args.overwrite)
     return manifest
 
 
-def _cross_encoder(args, out: Path, fingerprint: str) -> dict:
+def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     """Train, keeping the best model by validation nDCG@10 on disk as it goes (``"complete": false`` until
     the end), then measure the kept model on SciFact test."""
     start, best = time.perf_counter(), {"value": -1.0, "step": 0}
@@ -258,7 +309,8 @@ def _cross_encoder(args, out: Path, fingerprint: str) -> dict:
             best.update(value=value, step=step)
             trainable = [n for n, p in model.named_parameters() if p.requires_grad]
             manifest = _manifest(
-                "cross-encoder", fingerprint, args.steps, complete=False, best_step=step, log=log, init=init,
+                "cross-encoder", args.steps, complete=False, best_step=step, log=log, init=init,
+                training_probe=training_probe,
                 train_seconds=round(time.perf_counter() - start), stored="encoder top layers, head, scale; fp16",
             )
             checkpoints.save_checkpoint(model, trainable, manifest, out, overwrite=True)
@@ -270,15 +322,17 @@ def _cross_encoder(args, out: Path, fingerprint: str) -> dict:
     test = load_beir(CROSS_ENCODER["dataset"], "test")
     first = dense_run(bi, test)
     depth = CROSS_ENCODER["rerank_depth"]
+    scores = score_candidates(model, test, [first], depth)
     manifest.update(
         complete=True,
         log=log,
+        probe=checkpoints.probe_outputs(model),
         total_seconds=round(time.perf_counter() - start),
         metrics={
             "validation ndcg@10 (best)": best["value"],
             f"test: bi-encoder top {depth}": metrics.evaluate(first, test.qrels),
             f"test: bi-encoder top {depth} -> cross-encoder": metrics.evaluate(
-                rerank_run(model, test, first, depth=depth), test.qrels),
+                rerank(first, scores, depth), test.qrels),
         },
     )
     checkpoints.write_manifest(out, manifest)
@@ -291,16 +345,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="folder to write (default: data/checkpoints/<recipe>)")
     parser.add_argument("--steps", type=int, help="override the recipe's steps (for a quick trial)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
-    parser.add_argument("--fingerprint", action="store_true", help="print the recipe's fingerprint and stop")
+    parser.add_argument("--verify", action="store_true", help="check the checkpoint against the current code")
     args = parser.parse_args(argv)
-    if args.fingerprint:
-        print(recipe_fingerprint(args.recipe))
+    if args.verify:
+        verify(args.recipe, args.out)
+        print(f"{args.recipe}: the current code reproduces its settings, outputs and training losses")
         return None
     out = args.out or checkpoints.CHECKPOINTS / args.recipe
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists: pass --overwrite to replace it (the old one moves to {out.name}.previous).")
-    fingerprint = recipe_fingerprint(args.recipe)  # now: the code may be edited while a long run goes on
-    result = {"bi-encoder": _bi_encoder, "cross-encoder": _cross_encoder}[args.recipe](args, out, fingerprint)
+    training_probe = RECIPES[args.recipe]["training_probe"]()  # first: the code may be edited during a long run
+    result = {"bi-encoder": _bi_encoder, "cross-encoder": _cross_encoder}[args.recipe](args, out, training_probe)
     print(f"wrote {out}")
     return result
 

@@ -64,13 +64,6 @@ class DenseRetriever:
         with _faiss_threads():
             self.index.add(d_emb)
 
-    @classmethod
-    def from_encoder(cls, model, ds, batch_size: int = 32, cache_root: str | os.PathLike | None = None):
-        """A retriever over ``ds.corpus`` embedded by a ``BiEncoder`` (through the on-disk corpus cache)."""
-        from .bi_encoder import encode_corpus
-
-        return cls(encode_corpus(model, ds, batch_size=batch_size, cache_root=cache_root), list(ds.corpus))
-
     def __len__(self) -> int:
         return len(self.ids)
 
@@ -123,12 +116,37 @@ class DenseRetriever:
         return cls(index.reconstruct_n(0, index.ntotal), meta["ids"])
 
 
-def dense_run(model, ds, k: int = 100, retriever: DenseRetriever | None = None) -> dict[str, list[str]]:
-    """Rank ``ds.corpus`` for every query of ``ds`` with a ``BiEncoder``: {query id: top-k document ids}.
+class DenseSearcher:
+    """A ``BiEncoder`` and the exact index of a corpus it embedded: query texts in, ids and scores out.
 
-    The corpus embeddings come from the disk cache (``bi_encoder.encode_corpus``) unless ``retriever`` is given.
+    The same interface as ``bm25.BM25.search``, so a pipeline takes either as its first stage. The corpus is
+    embedded once (``bi_encoder.encode_corpus``, from the disk cache after the first time).
     """
-    retriever = retriever or DenseRetriever.from_encoder(model, ds)
+
+    def __init__(self, model, ds, cache_root: str | os.PathLike | None = None):
+        from .bi_encoder import encode_corpus
+
+        self.model = model
+        self.index = DenseRetriever(encode_corpus(model, ds, cache_root=cache_root), list(ds.corpus))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def search(self, queries: Sequence[str], k: int = 100) -> tuple[list[list[str]], np.ndarray]:
+        """Top ``k`` documents for each query text: (ids, one list per query; scores (Q, k)), best first."""
+        if isinstance(queries, str):
+            raise TypeError("give a list of queries, not one string: e.g. search([query]).")
+        return self.index.search(self.model.encode_queries(list(queries)), k=k)
+
+
+def run_queries(searcher, ds, k: int = 100) -> dict[str, list[str]]:
+    """``{query id: top-k document ids}`` for every query of ``ds``, from any first stage with
+    ``search(texts, k)`` (``bm25.BM25``, ``DenseSearcher``)."""
     qids = list(ds.queries)
-    ids, _ = retriever.search(model.encode_queries([ds.queries[q] for q in qids]), k=k)
+    ids, _ = searcher.search([ds.queries[q] for q in qids], k=k)
     return dict(zip(qids, ids))
+
+
+def dense_run(model, ds, k: int = 100) -> dict[str, list[str]]:
+    """Rank ``ds.corpus`` for every query of ``ds`` with a ``BiEncoder``: {query id: top-k document ids}."""
+    return run_queries(DenseSearcher(model, ds), ds, k)

@@ -1,8 +1,14 @@
-"""Fine-tune a bi-encoder with in-batch negatives: sampler, training loop, safe checkpoints (built in notebook 03).
+"""Training: one loop for every model of the course, and the pieces around it (built in notebook 03).
 
-One step: embed B queries and their B positive documents (plus B hard negatives, if given), score every query
-against every document, and take ``losses.in_batch_negatives_loss``. AdamW, a learning rate that rises
-linearly for ``warmup`` steps and then falls linearly to 0, gradients clipped to norm 1.0, all seeded.
+``train`` is the loop: AdamW over the given parameter groups, a learning rate that rises linearly for
+``warmup`` steps and then falls linearly to 0 (``lr_factor``), gradients clipped to norm 1.0, the mean loss
+logged every ``log_every`` steps, an optional evaluation every ``evaluate_every`` steps, all seeded. What a step
+computes is the caller's: ``step_loss(step)`` returns the loss of one batch.
+
+- ``train_bi_encoder``: embed B queries and their B positive documents (plus B hard negatives, if given),
+  score every query against every document, ``losses.in_batch_negatives_loss`` (notebook 03);
+- ``train_cross_encoder``: score groups (query, positive, negatives) jointly, ``losses.listwise_loss`` or
+  binary cross-entropy on the logits (notebook 04).
 
 >>> pairs = [("q1", "d1"), ("q2", "d1"), ("q3", "d2"), ("q1", "d3")]     # d1 twice, q1 twice
 >>> list(NoDuplicatesBatchSampler(pairs, batch_size=2, seed=0))    # rows 0 and 1 apart, rows 0 and 3 apart
@@ -12,19 +18,14 @@ linearly for ``warmup`` steps and then falls linearly to 0, gradients clipped to
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
-import shutil
-import tempfile
 import time
-from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
 from .bi_encoder import BiEncoder
-from .cache import atomic_write
 from .data import Dataset, document_text
 from .losses import in_batch_negatives_loss, listwise_loss
 
@@ -105,6 +106,64 @@ def lr_factor(step: int, warmup: int, steps: int) -> float:
     return max(0.0, (steps - step) / max(1, steps - warmup))
 
 
+def train(
+    model: torch.nn.Module,
+    step_loss: Callable[[int], torch.Tensor],
+    param_groups: Sequence[dict],
+    steps: int,
+    warmup: int | None = None,
+    seed: int = 0,
+    log_every: int = 10,
+    evaluate: Callable[[torch.nn.Module], float] | None = None,
+    evaluate_every: int | None = None,
+    on_evaluate=None,
+    snapshot_dir: str | os.PathLike | None = None,
+    snapshot_every: int | None = None,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Train ``model`` in place for ``steps`` steps of ``step_loss(step)`` (step from 1); return the log.
+
+    ``param_groups``: AdamW's groups, e.g. ``[{"params": body, "lr": 2e-5}, {"params": head, "lr": 1e-3}]``.
+    ``warmup`` defaults to 10% of ``steps``. The log holds ``{"step", "loss" (mean since the previous entry),
+    "seconds"}`` every ``log_every`` steps, and ``{"step", "validation", "seconds"}`` every ``evaluate_every``
+    steps, when ``evaluate(model)`` (a number, e.g. validation nDCG@10) is given; each value is also passed to
+    ``on_evaluate(model, step, value, log)``, e.g. to keep the best model so far. With ``snapshot_dir``, the
+    whole model is saved every ``snapshot_every`` steps and at the end (``checkpoints.save_snapshot``).
+    """
+    from tqdm.auto import tqdm
+
+    from .checkpoints import save_snapshot
+
+    warmup = steps // 10 if warmup is None else warmup
+    torch.manual_seed(seed)  # dropout
+    params = [p for group in param_groups for p in group["params"]]
+    optimizer = torch.optim.AdamW(param_groups)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, steps))
+    log, losses, start = [], [], time.perf_counter()
+    model.train()
+    for step in tqdm(range(1, steps + 1), desc="training", disable=not show_progress):
+        loss = step_loss(step)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, max_norm=1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % log_every == 0 or step == steps:
+            log.append({"step": step, "loss": sum(losses) / len(losses), "seconds": time.perf_counter() - start})
+            losses = []
+        if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == steps):
+            value = evaluate(model)
+            log.append({"step": step, "validation": value, "seconds": time.perf_counter() - start})
+            if on_evaluate is not None:
+                on_evaluate(model, step, value, log)
+            model.train()
+        if snapshot_dir is not None and (step == steps or (snapshot_every and step % snapshot_every == 0)):
+            save_snapshot(model, snapshot_dir, {"step": step, "log": log})
+    model.eval()
+    return log
+
+
 def train_bi_encoder(
     model: BiEncoder,
     pairs: Sequence[tuple[str, str]],
@@ -116,47 +175,32 @@ def train_bi_encoder(
     hard_negatives: Sequence[str] | None = None,
     seed: int = 0,
     log_every: int = 10,
-    checkpoint_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
+    snapshot_dir: str | os.PathLike | None = None,
+    snapshot_every: int | None = None,
     show_progress: bool = True,
 ) -> list[dict]:
-    """Train ``model`` in place on (query, positive) ``pairs``; return the loss log.
+    """Train a ``BiEncoder`` in place on (query, positive) ``pairs`` with in-batch negatives; return the log.
 
     ``hard_negatives[i]`` (optional) is a non-relevant document for ``pairs[i]``, added to its batch as an
-    extra negative for every query. ``warmup`` defaults to 10% of ``steps``. Each log entry is
-    ``{"step", "loss" (mean since the previous entry), "seconds" (since the start)}``. With ``checkpoint_dir``,
-    the model is saved every ``checkpoint_every`` steps and at the end (see ``save_checkpoint``).
+    extra negative for every query. Batches come from ``NoDuplicatesBatchSampler``, pass after pass; the rest
+    (schedule, logging, snapshots) is ``train``'s.
     """
-    from tqdm.auto import tqdm
-
     rows = list(pairs) if hard_negatives is None else [(*p, n) for p, n in zip(pairs, hard_negatives, strict=True)]
-    warmup = steps // 10 if warmup is None else warmup
-    torch.manual_seed(seed)  # dropout
     sampler = NoDuplicatesBatchSampler(rows, batch_size, seed=seed)
     batches = itertools.chain.from_iterable(itertools.repeat(sampler))  # pass after pass, reshuffled each time
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, steps))
-    log, losses, start = [], [], time.perf_counter()
-    model.train()
-    for step in tqdm(range(1, steps + 1), desc="training", disable=not show_progress):
+
+    def step_loss(step: int) -> torch.Tensor:
         batch = [rows[i] for i in next(batches)]
         q_emb = model(model.tokenize([r[0] for r in batch]), "query")  # (B, D)
         d_texts = [r[1] for r in batch] + [r[2] for r in batch if len(r) > 2]
         d_emb = model(model.tokenize(d_texts), "document")  # (B + extra, D)
-        loss = in_batch_negatives_loss(q_emb, d_emb, temperature)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if step % log_every == 0 or step == steps:
-            log.append({"step": step, "loss": sum(losses) / len(losses), "seconds": time.perf_counter() - start})
-            losses = []
-        if checkpoint_dir is not None and (step == steps or (checkpoint_every and step % checkpoint_every == 0)):
-            save_checkpoint(model, checkpoint_dir, {"step": step, "log": log})
-    model.eval()
-    return log
+        return in_batch_negatives_loss(q_emb, d_emb, temperature)
+
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    return train(
+        model, step_loss, groups, steps, warmup, seed, log_every, snapshot_dir=snapshot_dir,
+        snapshot_every=snapshot_every, show_progress=show_progress,
+    )
 
 
 def train_cross_encoder(
@@ -180,84 +224,30 @@ def train_cross_encoder(
     Each step scores ``groups_per_step`` groups, each its positive and its negatives, and takes
     ``losses.listwise_loss`` over each group (``loss="listwise"``) or ``BCEWithLogitsLoss`` with label 1 for the
     positive and 0 for the negatives (``loss="bce"``). The new head (and the warm-start scale) learn at
-    ``head_lr``, the encoder's trainable layers at ``lr``; warmup, linear decay and clipping as in
-    ``train_bi_encoder``. Every ``evaluate_every`` steps, ``evaluate(model)`` (a number, e.g. validation nDCG@10)
-    is logged and passed to ``on_evaluate(model, step, value, log)``, e.g. to keep the best model so far.
+    ``head_lr``, the encoder's trainable layers at ``lr``. Schedule, logging and evaluation are ``train``'s.
     """
-    from tqdm.auto import tqdm
-
     if loss not in ("listwise", "bce"):
         raise ValueError(f"unknown loss {loss!r}: use 'listwise' or 'bce'.")
-    warmup = steps // 10 if warmup is None else warmup
-    torch.manual_seed(seed)
     rng = random.Random(seed)
-    head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
-    optimizer = torch.optim.AdamW([{"params": body, "lr": lr}, {"params": head, "lr": head_lr}])
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, steps))
     order: list[int] = []
-    log, losses, start = [], [], time.perf_counter()
-    model.train()
-    for step in tqdm(range(1, steps + 1), desc="training", disable=not show_progress):
+
+    def step_loss(step: int) -> torch.Tensor:
         if len(order) < groups_per_step:  # a new pass over the groups, reshuffled
-            order += rng.sample(range(len(groups)), len(groups))
+            order.extend(rng.sample(range(len(groups)), len(groups)))
         chosen = [groups[order.pop()] for _ in range(groups_per_step)]
         width = 1 + len(chosen[0][2])
         queries = [q for q, _, negs in chosen for _ in range(1 + len(negs))]
         docs = [d for _, pos, negs in chosen for d in (pos, *negs)]
         logits = model(model.tokenize(queries, docs)).view(len(chosen), width)  # (G, 1 + negatives)
         if loss == "listwise":
-            value = listwise_loss(logits)
-        else:
-            labels = torch.zeros_like(logits)
-            labels[:, 0] = 1.0
-            value = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-        optimizer.zero_grad()
-        value.backward()
-        torch.nn.utils.clip_grad_norm_(head + body, max_norm=1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(value.item())
-        if step % log_every == 0 or step == steps:
-            log.append({"step": step, "loss": sum(losses) / len(losses), "seconds": time.perf_counter() - start})
-            losses = []
-        if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == steps):
-            value = evaluate(model)
-            log.append({"step": step, "validation": value, "seconds": time.perf_counter() - start})
-            if on_evaluate is not None:
-                on_evaluate(model, step, value, log)
-            model.train()
-    model.eval()
-    return log
+            return listwise_loss(logits)
+        labels = torch.zeros_like(logits)  # (G, 1 + negatives): 1 for the positive in column 0
+        labels[:, 0] = 1.0
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
-
-def save_checkpoint(model: BiEncoder, folder: str | os.PathLike, state: dict) -> Path:
-    """Save ``model`` and ``state`` (JSON, with a ``"step"``) under ``folder``; return the new checkpoint's path.
-
-    Never leaves a half-written checkpoint as the current one: the model is written to a hidden temporary
-    folder, renamed to ``step-NNNNNN.<random>`` once complete, and only then does ``folder/LATEST`` (replaced
-    atomically) name it; the previous checkpoint is deleted last. A crash at any point leaves ``LATEST``
-    naming a complete checkpoint.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{state['step']:06d}.", dir=folder))
-    try:
-        model.save(tmp)
-        (tmp / "state.json").write_text(json.dumps(state))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    final = folder / tmp.name.lstrip(".")
-    os.replace(tmp, final)
-    atomic_write(folder / "LATEST", lambda path: path.write_text(final.name))
-    for old in [*folder.glob("step-*"), *folder.glob(".step-*")]:  # older checkpoints, leftovers of crashes
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_checkpoint(folder: str | os.PathLike, device: torch.device | str | None = None):
-    """``(model, state)`` from the checkpoint that ``folder/LATEST`` names."""
-    current = Path(folder) / (Path(folder) / "LATEST").read_text().strip()
-    return BiEncoder.load(current, device=device), json.loads((current / "state.json").read_text())
+    head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
+    return train(
+        model, step_loss, [{"params": body, "lr": lr}, {"params": head, "lr": head_lr}], steps, warmup, seed,
+        log_every, evaluate, evaluate_every, on_evaluate, show_progress=show_progress,
+    )
