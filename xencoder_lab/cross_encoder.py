@@ -13,8 +13,9 @@ encoder already knows: ``mean_q`` and ``mean_d`` average the query's and the doc
 joint pass*, their cosine times a learned scale ``a`` is the starting score, and the head (initialised to 0)
 learns the rest.
 
-Documents longer than ``max_length`` minus the query's tokens are cut from the end (``truncation=
-"only_second"``): the query is always read whole.
+A pair longer than ``max_length`` is cut from the end, longest part first (``truncation=True``, as
+sentence-transformers' ``CrossEncoder`` does): the query is read whole while it fits in about half of
+``max_length``; a longer query and the document are both cut.
 
 >>> model = CrossEncoder(max_length=64, cosine_scale=20.0)   # warm start: meaningful before any training
 >>> logits = model.score("Aspirin prevents heart attacks.", ["Low-dose aspirin cut second heart attacks.",
@@ -61,18 +62,18 @@ class CrossEncoder(torch.nn.Module):
         return self.head.weight.device
 
     def features(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, list]:
-        """Token ids of each pair, unpadded: query whole, document cut to fit ``max_length``."""
+        """Token ids of each pair, unpadded, cut to ``max_length`` longest part first."""
         if len(queries) != len(docs):
             raise ValueError(f"got {len(queries)} queries but {len(docs)} documents: one of each per pair.")
         for i, (q, d) in enumerate(zip(queries, docs)):
             if not q.strip() or not d.strip():
                 raise ValueError(f"pair {i} has an empty {'query' if not q.strip() else 'document'}.")
-        return self.tokenizer(list(queries), list(docs), truncation="only_second", max_length=self.max_length)
+        return self.tokenizer(list(queries), list(docs), truncation=True, max_length=self.max_length)
 
     def tokenize(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
         """A padded batch of pairs on the model's device, for training."""
         return self.tokenizer(
-            list(queries), list(docs), truncation="only_second", max_length=self.max_length,
+            list(queries), list(docs), truncation=True, max_length=self.max_length,
             padding=True, return_tensors="pt",
         ).to(self.device)
 
