@@ -4,18 +4,20 @@
     python benchmarks/rerank.py --queries 20 --docs 50 --rounds 5
 
 Ours is the course checkpoint (``recipes.load_cross_encoder``) scored with ``CrossEncoder.score``. Theirs is
-``sentence_transformers.CrossEncoder.predict`` on the same weights: sentence-transformers' own ``Transformer``
-module (a plain ``BertModel``, the checkpoint's encoder weights copied in) followed by ``HeadAndCosine``, a
-small custom module holding a copy of the checkpoint's head and scale. No stock sentence-transformers module
-computes our score: its default cross-encoder is ``BertForSequenceClassification``, whose classifier reads
-the *pooler* (``tanh(W h_[CLS] + b)``) and has no cosine term, while ours is
+``sentence_transformers.CrossEncoder.predict`` on the same weights: the checkpoint exported to a temporary
+folder with ``export.to_sentence_transformers`` and loaded from it, i.e. sentence-transformers' own
+``Transformer`` module (a plain ``BertModel`` with the checkpoint's encoder weights) followed by
+``export.HeadAndCosine``, a small module holding the checkpoint's head and scale. No stock sentence-transformers
+module computes our score: its default cross-encoder is ``BertForSequenceClassification``, whose classifier
+reads the *pooler* (``tanh(W h_[CLS] + b)``) and has no cosine term, while ours is
 
     logit = w . h_[CLS] + b + scale * cos(mean of the query's token vectors, mean of the document's)
 
-so the module re-implements that formula in a few lines of plain torch (it calls none of our code). What
-sentence-transformers runs is everything else: its tokenization (per batch, ``truncation="only_second"``,
-the checkpoint's ``max_length``), its batching (sorted by characters, where ours sorts by tokens), its
-forward and its output handling (``activation_fn`` is the identity, so both give logits, not sigmoids).
+so the module re-implements that formula in a few lines of plain torch (it calls none of our model code).
+What sentence-transformers runs is everything else: its tokenization (per batch, its default truncation,
+longest part first, as ours, at the checkpoint's ``max_length``), its batching (sorted by characters, where
+ours sorts by tokens), its forward and its output handling (``activation_fn`` is the identity, so both give
+logits, not sigmoids).
 
 Each claim is paired with its own random sample of abstracts (seeded), as a reranker sees a different
 candidate list per query. Both use the same batch size and number of threads. Rounds alternate which one
@@ -32,60 +34,21 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sentence_transformers import CrossEncoder as STCrossEncoder
-from sentence_transformers.base.modules import Module, Transformer
 
 from xencoder_lab.data import document_text, load_beir
-from xencoder_lab.models import resolve_model
+from xencoder_lab.export import to_sentence_transformers
 from xencoder_lab.recipes import load_cross_encoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # alternate.py, beside this file
 from alternate import alternate  # noqa: E402
 
 TOLERANCE = 1e-3  # logits are O(10); float32 noise from different padding is O(1e-5)
-
-
-class HeadAndCosine(Module):
-    """sentence-transformers module: ``scores`` (B, 1) = head on [CLS] + scale * cos(mean query, mean document)."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.head = torch.nn.Linear(dim, 1)
-        self.scale = torch.nn.Parameter(torch.tensor(0.0))
-
-    def forward(self, features, **kwargs):
-        h, mask, segment = features["token_embeddings"], features["attention_mask"], features["token_type_ids"]
-
-        def mean(m):  # average of the token vectors where m is 1
-            m = m.unsqueeze(-1).to(h.dtype)  # (B, L, 1)
-            return (h * m).sum(1) / m.sum(1).clamp(min=1e-9)  # (B, D)
-
-        cosine = F.cosine_similarity(mean(mask * (segment == 0)), mean(mask * (segment == 1)), dim=-1)  # (B,)
-        features["scores"] = self.head(h[:, 0]) + self.scale * cosine.unsqueeze(-1)  # (B, 1)
-        return features
-
-    def save(self, output_path, *args, **kwargs):
-        self.save_torch_weights(output_path)
-
-
-def sentence_transformers_twin(ours) -> STCrossEncoder:
-    """A sentence-transformers CrossEncoder computing ``ours``'s logits with a copy of its weights."""
-    transformer = Transformer(
-        resolve_model(),
-        transformer_task="feature-extraction",
-        config_kwargs={"num_labels": 1},  # one score per pair
-        processor_kwargs={"model_max_length": ours.max_length},
-        processing_kwargs={"text": {"truncation": "only_second"}},  # the query whole, as ours
-    )
-    transformer.model.load_state_dict(ours.encoder.state_dict())  # strict: every tensor of ours, nothing else
-    head = HeadAndCosine(transformer.get_embedding_dimension())
-    head.load_state_dict({"head.weight": ours.head.weight, "head.bias": ours.head.bias, "scale": ours.scale})
-    return STCrossEncoder(modules=[transformer, head], device="cpu", activation_fn=torch.nn.Identity())
 
 
 def padded_tokens(lengths, order, batch_size: int) -> int:
@@ -117,13 +80,6 @@ def main(argv=None):
     ours = load_cross_encoder(device="cpu")
     if args.max_length:
         ours.max_length = args.max_length
-    theirs = sentence_transformers_twin(ours)
-    systems = {
-        "xencoder_lab": lambda p: ours.score(
-            [q for q, _ in p], [d for _, d in p], batch_size=args.batch_size, show_progress=False
-        ),
-        "sentence-transformers": lambda p: theirs.predict(p, batch_size=args.batch_size, show_progress_bar=False),
-    }
     features = ours.features([q for q, _ in pairs], [d for _, d in pairs])
     lengths = np.array([len(ids) for ids in features["input_ids"]])  # tokens per pair, as both tokenize
     tokens = {
@@ -133,7 +89,17 @@ def main(argv=None):
             lengths, np.argsort([-(len(q) + len(d)) for q, d in pairs]), args.batch_size
         ),
     }
-    rates, memory, logits = alternate(systems, pairs, args.rounds, "pairs")
+    with tempfile.TemporaryDirectory() as tmp:  # kept until the runs end: the loaded weights may be mapped from it
+        folder = to_sentence_transformers(ours, Path(tmp) / "cross-encoder")
+        # trust_remote_code: the folder names export.HeadAndCosine, a module from outside sentence-transformers
+        theirs = STCrossEncoder(str(folder), device="cpu", trust_remote_code=True)
+        systems = {
+            "xencoder_lab": lambda p: ours.score(
+                [q for q, _ in p], [d for _, d in p], batch_size=args.batch_size, show_progress=False
+            ),
+            "sentence-transformers": lambda p: theirs.predict(p, batch_size=args.batch_size, show_progress_bar=False),
+        }
+        rates, memory, logits = alternate(systems, pairs, args.rounds, "pairs")
 
     diff = float(np.abs(logits["xencoder_lab"] - logits["sentence-transformers"]).max())
     assert diff <= TOLERANCE, f"the logits differ (max abs difference {diff:.2e}): the comparison is void"

@@ -16,6 +16,7 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``recipes``: the named recipes that train the course checkpoints, one command each (notebook 03 on)
 - ``cross_encoder``: joint encoding of a pair, a logit per pair, batched scoring and reranking (notebook 04)
 - ``pipeline``: retrieve with BM25 or a bi-encoder (index built once), rerank the top k1, time each stage (notebook 05)
+- ``export``: a course model as a folder that sentence-transformers loads, giving the same scores (notebook 05)
 """
 
 __version__ = "0.1.0"
