@@ -18,6 +18,7 @@ course: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root: e.g. in a container
 
 test: setup
+	$(VENV)/bin/python -m ruff check xencoder_lab tests benchmarks
 	$(VENV)/bin/python -m pytest
 
 setup: $(STAMP)

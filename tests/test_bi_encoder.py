@@ -117,7 +117,8 @@ def test_corpus_cache_hit_and_miss(model, toy, tmp_path, monkeypatch):
 def test_empty_documents_are_embedded_as_sentence_transformers_does(model, toy):
     from sentence_transformers import SentenceTransformer
 
-    reference = SentenceTransformer(resolve_model(), device="cpu").encode(["", "a title only."], normalize_embeddings=True)
+    st = SentenceTransformer(resolve_model(), device="cpu")
+    reference = st.encode(["", "a title only."], normalize_embeddings=True)
     np.testing.assert_allclose(model.encode_documents(["", "a title only."]), reference, atol=1e-5)
     corpus = {**toy.corpus, "blank": {"title": "", "text": ""}, "title-only": {"title": "Aspirin", "text": ""}}
     ds = Dataset("toy-with-blanks", "test", corpus, toy.queries, toy.qrels)

@@ -109,7 +109,8 @@ def test_stale_when_settings_outputs_or_training_change(tmp_path, monkeypatch):
     with pytest.raises(recipes.StaleCheckpointError, match="other outputs"):
         recipes.verify("bi-encoder", folder, training=False)
     monkeypatch.undo()
-    monkeypatch.setitem(recipes.RECIPES["bi-encoder"], "training_probe", lambda: [x + 0.01 for x in manifest["training_probe"]])
+    shifted = [x + 0.01 for x in manifest["training_probe"]]
+    monkeypatch.setitem(recipes.RECIPES["bi-encoder"], "training_probe", lambda: shifted)
     with pytest.raises(recipes.StaleCheckpointError, match="other losses"):
         recipes.verify("bi-encoder", folder)
 
@@ -134,7 +135,9 @@ def test_committed_bi_encoder_changes_only_the_top_layers(model):
     assert tuned.pooling == "mean" and tuned.max_length == 256
 
 
-@pytest.mark.parametrize("folder", [p for p in COMMITTED if "init" in checkpoints.read_manifest(p)], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "folder", [p for p in COMMITTED if "init" in checkpoints.read_manifest(p)], ids=lambda p: p.name
+)
 def test_checkpoint_trained_on_top_of_another_still_matches_it(folder):
     manifest = checkpoints.read_manifest(folder)
     base = checkpoints.CHECKPOINTS / manifest["settings"]["init"]

@@ -88,7 +88,7 @@ def test_training_lowers_the_loss(toy, loss):
     seen = []
     log = train_cross_encoder(
         model, groups, steps=6, groups_per_step=2, lr=1e-4, head_lr=1e-2, warmup=1, loss=loss,
-        log_every=3, evaluate=lambda m: 0.5, evaluate_every=3, on_evaluate=lambda m, s, v, l: seen.append(s),
+        log_every=3, evaluate=lambda m: 0.5, evaluate_every=3, on_evaluate=lambda m, s, v, log: seen.append(s),
         show_progress=False,
     )
     assert group_loss() < before

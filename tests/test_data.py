@@ -174,7 +174,8 @@ def test_repeated_ids(tmp_path):
         assert len(load_beir("toy", path=folder).corpus) == 16
     with open(folder / "corpus.jsonl", "a") as f:
         f.write(json.dumps({"_id": "d01", "title": "", "text": "another text"}) + "\n")
-    with pytest.raises(DatasetFormatError, match=r"corpus\.jsonl:18: document id 'd01' appears again \(first on line 1\)"):
+    message = r"corpus\.jsonl:18: document id 'd01' appears again \(first on line 1\)"
+    with pytest.raises(DatasetFormatError, match=message):
         load_beir("toy", path=folder)
 
 

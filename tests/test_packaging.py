@@ -1,9 +1,9 @@
 """The set-up files agree with each other: pyproject.toml, environment.yml, the Makefile and CI."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,10 +40,13 @@ def test_dense_index_is_built_once(toy, reranker, monkeypatch):
 @pytest.mark.parametrize("first_stage", ["bm25", "dense"])
 def test_a_query_set_runs_through_the_same_code_as_one_query(toy, reranker, small_bi_encoder, first_stage):
     pipe = Pipeline(toy, "bm25" if first_stage == "bm25" else small_bi_encoder, reranker)
-    run = pipe.run(k1=8, k2=3)
-    assert list(run) == list(toy.queries)
+    run = pipe.run(k1=8, k=12)
+    assert list(run) == list(toy.queries) and all(len(ids) == 12 for ids in run.values())
     for qid, text in toy.queries.items():
-        assert run[qid] == pipe.search(text, k1=8, k2=3).ids
+        result = pipe.search(text, k1=8, k2=3)
+        assert run[qid][:3] == result.ids and run[qid][8:] == pipe.run(k1=1, k=12)[qid][8:]
+    with pytest.raises(ValueError, match="k1=13 must be between 1 and k=12"):
+        pipe.run(k1=13, k=12)
 
 
 def test_bad_input(toy):

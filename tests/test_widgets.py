@@ -32,7 +32,7 @@ def test_titles_are_escaped(systems, toy):
 
 def test_form_searches_and_shows_bad_input_as_a_message(systems, toy):
     form = comparison(systems, toy, query=toy.queries["q5"], k1=8, k2=3)
-    (box, button), (chosen, depth), out = form.children[0].children, form.children[1].children, form.children[2]
+    (box, button), (chosen, _), out = form.children[0].children, form.children[1].children, form.children[2]
     assert out.value.count("<table>") == 2 and "&#10003;" in out.value  # a claim of the dataset: judgments shown
     chosen.value = ("BM25",)
     assert out.value.count("<table>") == 1

@@ -36,10 +36,11 @@ def pad_batch(features: Mapping[str, list], rows: Sequence[int], pad_id: int) ->
             [1, 1, 1]])}
     """
     longest = max(len(features["input_ids"][i]) for i in rows)
-    return {
-        key: torch.tensor([values[i] + [pad_id if key == "input_ids" else 0] * (longest - len(values[i])) for i in rows])
-        for key, values in features.items()
-    }
+    out = {}
+    for key, values in features.items():
+        fill = pad_id if key == "input_ids" else 0  # masks and token types are 0 on padding
+        out[key] = torch.tensor([values[i] + [fill] * (longest - len(values[i])) for i in rows])  # (B, L)
+    return out
 
 
 def run_sorted(

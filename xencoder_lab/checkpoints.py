@@ -183,7 +183,9 @@ def save_model(model, folder: str | os.PathLike) -> Path:
     if isinstance(model, BiEncoder):
         settings = {"kind": "bi-encoder", "pooling": model.pooling, "shared": model.shared,
                     "max_length": model.max_length, "normalize": model.normalize}
-        towers = {"query": model.query_tower} if model.shared else {"query": model.query_tower, "document": model.doc_tower}
+        towers = {"query": model.query_tower}
+        if not model.shared:
+            towers["document"] = model.doc_tower
     elif isinstance(model, CrossEncoder):
         settings = {"kind": "cross-encoder", "max_length": model.max_length, "warm_start": model.scale is not None}
         towers = {"encoder": model.encoder}

@@ -37,7 +37,8 @@ def in_batch_negatives_loss(
     among the B queries) and returns the mean of the two directions.
     """
     if q_emb.ndim != 2 or d_emb.ndim != 2 or d_emb.shape[0] < q_emb.shape[0] or d_emb.shape[1] != q_emb.shape[1]:
-        raise ValueError(f"need q_emb (B, D) and d_emb (B + extra, D), got {tuple(q_emb.shape)} and {tuple(d_emb.shape)}.")
+        shapes = f"{tuple(q_emb.shape)} and {tuple(d_emb.shape)}"
+        raise ValueError(f"need q_emb (B, D) and d_emb (B + extra, D), got {shapes}.")
     if temperature <= 0:
         raise ValueError(f"temperature={temperature}: it must be positive (scale = 1 / temperature).")
     B = q_emb.shape[0]

@@ -56,15 +56,12 @@ class Pipeline:
         else:
             raise ValueError(f"unknown first stage {first_stage!r}: use 'bm25' or a BiEncoder.")
 
-    def _check(self, k1: int, k2: int) -> None:
-        if not 1 <= k2 <= k1:
-            raise ValueError(f"k2={k2} must be between 1 and k1={k1}: the reranker only sees the top k1.")
-
     def search(self, query: str, k1: int = 100, k2: int = 10) -> Result:
         """Top ``k2`` documents for ``query``, reranked from the first stage's top ``k1``."""
         if not query or not query.strip():
             raise ValueError("the query is empty: give a query with at least one word.")
-        self._check(k1, k2)
+        if not 1 <= k2 <= k1:
+            raise ValueError(f"k2={k2} must be between 1 and k1={k1}: the reranker only sees the top k1.")
         start = time.perf_counter()
         ids, scores = self.first_stage.search([query], k=k1)
         first, first_scores = ids[0], dict(zip(ids[0], scores[0].tolist()))
@@ -79,12 +76,13 @@ class Pipeline:
         end = time.perf_counter()
         return Result(top, top_scores, first, {"first_stage": middle - start, "rerank": end - middle})
 
-    def run(self, k1: int = 100, k2: int | None = None, show_progress=None) -> dict[str, list[str]]:
-        """``{query id: top k2 ids}`` for every query of ``ds`` (``k2`` defaults to ``k1``), for evaluation."""
-        k2 = k1 if k2 is None else k2
-        self._check(k1, k2)
-        first = run_queries(self.first_stage, self.ds, k=k1)
-        if self.reranker is not None:
-            scores = score_candidates(self.reranker, self.ds, [first], depth=k1, show_progress=show_progress)
-            first = rerank(first, scores, depth=k1)
-        return {q: ranking[:k2] for q, ranking in first.items()}
+    def run(self, k1: int = 100, k: int = 100, show_progress=None) -> dict[str, list[str]]:
+        """``{query id: ranked ids}`` for every query of ``ds``, for evaluation: the first stage's top ``k``,
+        of which the top ``k1`` are reranked (``k1 <= k``; the rest keep their first-stage order)."""
+        if not 1 <= k1 <= k:
+            raise ValueError(f"k1={k1} must be between 1 and k={k}: only the first stage's top k can be reranked.")
+        run = run_queries(self.first_stage, self.ds, k=k)
+        if self.reranker is None:
+            return run
+        scores = score_candidates(self.reranker, self.ds, [run], depth=k1, show_progress=show_progress)
+        return rerank(run, scores, depth=k1)
