@@ -1,10 +1,14 @@
 """The set-up files agree with each other: pyproject.toml, environment.yml, the Makefile and CI."""
 
 import re
-import tomllib
 from pathlib import Path
 
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,3 +39,9 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in readme and "make course" in readme
     assert re.search(r"^\s*make test\b", ci, re.M)
     assert "XLAB_DATA" in ci and "XLAB_FAST=1" in ci
+
+
+def test_one_source_for_the_version():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "xencoder_lab.__version__"}

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from .cache import atomic_write
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
+from .assets import CHECKPOINTS  # in an installed wheel or in the repository: see assets
 MAX_BYTES = 25 * 2**20  # per checkpoint; 60 MB for all of them together
 
 
