@@ -45,3 +45,9 @@ def test_one_source_for_the_version():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
     assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "xencoder_lab.__version__"}
+
+
+def test_readme_states_the_oldest_python_pyproject_requires():
+    oldest = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"].removeprefix(">=")
+    readme = (ROOT / "README.md").read_text()
+    assert f"Python {oldest} to" in readme and f"make test PYTHON=python{oldest}" in readme
