@@ -18,7 +18,7 @@ import sysconfig
 from pathlib import Path
 
 import xencoder_lab
-from xencoder_lab import data, recipes
+from xencoder_lab import checkpoints, data, recipes
 from xencoder_lab.bm25 import BM25
 
 # The course checkpoints' loaders, named in one place.
@@ -48,20 +48,14 @@ def toy_scores() -> dict:
     }
 
 
-def installed_files() -> dict[str, Path]:
-    """The package, its checkpoints and its toy set, as this interpreter finds them."""
-    return {
-        "package": Path(xencoder_lab.__file__).resolve().parent,
-        "checkpoints": recipes.checkpoints.CHECKPOINTS.resolve(),
-        "toy set": data.TOY_PATH.resolve(),
-    }
-
-
 def main() -> None:
     site_packages = Path(sysconfig.get_paths()["purelib"]).resolve()
-    for what, path in installed_files().items():
-        if site_packages not in path.parents:
-            sys.exit(f"the {what} was found in {path}, not in this environment's {site_packages}")
+    package = Path(xencoder_lab.__file__).resolve().parent
+    if site_packages not in package.parents:
+        sys.exit(f"xencoder_lab is imported from {package}, not from this environment's {site_packages}")
+    for what, path in {"checkpoints": checkpoints.CHECKPOINTS, "toy set": data.TOY_PATH}.items():
+        if not path.is_dir() or package not in path.resolve().parents:
+            sys.exit(f"{what} not in the installed package {package}: looked in {path}")
     version = importlib.metadata.version("xencoder-lab")
     if version != xencoder_lab.__version__:
         sys.exit(f"installed metadata says {version}, xencoder_lab.__version__ says {xencoder_lab.__version__}")
