@@ -6,6 +6,11 @@ from pathlib import Path
 import tomllib
 import yaml
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,3 +40,15 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in readme and "make course" in readme
     assert re.search(r"^\s*make test\b", ci, re.M)
     assert "XLAB_DATA" in ci and "XLAB_FAST=1" in ci
+
+
+def test_one_source_for_the_version():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "xencoder_lab.__version__"}
+
+
+def test_readme_states_the_oldest_python_pyproject_requires():
+    oldest = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"].removeprefix(">=")
+    readme = (ROOT / "README.md").read_text()
+    assert f"Python {oldest} to" in readme and f"make test PYTHON=python{oldest}" in readme

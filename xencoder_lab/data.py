@@ -35,7 +35,7 @@ from pathlib import Path
 
 from .cache import cache_dir
 
-TOY_PATH = Path(__file__).resolve().parent.parent / "data" / "toy"
+from .assets import TOY_PATH  # in an installed wheel or in the repository: see assets
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 # sha256 of the files inside the public BEIR zips; a download whose files differ is refused.
 CHECKSUMS = {
