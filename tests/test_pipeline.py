@@ -1,7 +1,6 @@
 import pytest
 
 from xencoder_lab import bi_encoder as bi_encoder_module
-from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.pipeline import Pipeline
 
 
@@ -25,8 +24,8 @@ def test_without_reranker_keeps_the_first_stage_order(toy):
     assert result.ids == result.first_stage_ids[:4]
 
 
-def test_dense_index_is_built_once(toy, reranker, monkeypatch):
-    encoder = BiEncoder(max_length=64)
+def test_dense_index_is_built_once(toy, reranker, small_bi_encoder, monkeypatch):
+    encoder = small_bi_encoder
     calls = []
     original = bi_encoder_module.encode_corpus
     monkeypatch.setattr(bi_encoder_module, "encode_corpus", lambda *a, **k: calls.append(1) or original(*a, **k))

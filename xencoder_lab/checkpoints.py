@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from .assets import CHECKPOINTS  # noqa: F401 (re-exported) in a wheel or in the repository: see assets
 from .cache import atomic_write
 from .data import document_text
 
-from .assets import CHECKPOINTS  # in an installed wheel or in the repository: see assets
 MAX_BYTES = 25 * 2**20  # per checkpoint; 60 MB for all of them together
 
 # Fixed inputs for ``probe_outputs``: a claim, a question, a title-only document, a document far longer than

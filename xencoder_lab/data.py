@@ -33,9 +33,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .assets import TOY_PATH  # noqa: F401 (re-exported) in a wheel or in the repository: see assets
 from .cache import cache_dir
 
-from .assets import TOY_PATH  # in an installed wheel or in the repository: see assets
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 # sha256 of the files inside the public BEIR zips; a download whose files differ is refused.
 CHECKSUMS = {

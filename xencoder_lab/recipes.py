@@ -236,11 +236,14 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
                          if manifest["settings"].get(k) != RECIPES[name]["settings"].get(k))
         problems.append(f"the recipe's settings changed ({', '.join(changed)})")
     model = {"bi-encoder": load_bi_encoder, "cross-encoder": load_cross_encoder}[name](folder, device="cpu")
-    if not checkpoints.close_enough(manifest["probe"], checkpoints.probe_outputs(model)):
-        problems.append("the current code computes other outputs from its weights (pooling, text, truncation "
-                        "or score changed)")
-    if training and not checkpoints.close_enough(manifest["training_probe"], RECIPES[name]["training_probe"]()):
-        problems.append("the training loop computes other losses than the one that trained it")
+    if "probe" not in manifest or "training_probe" not in manifest:
+        problems.append("its manifest holds no probes (a run that did not finish?)")
+    else:
+        if not checkpoints.close_enough(manifest["probe"], checkpoints.probe_outputs(model)):
+            problems.append("the current code computes other outputs from its weights (pooling, text, truncation "
+                            "or score changed)")
+        if training and not checkpoints.close_enough(manifest["training_probe"], RECIPES[name]["training_probe"]()):
+            problems.append("the training loop computes other losses than the one that trained it")
     if problems:
         raise StaleCheckpointError(f"{folder.name} is stale: {'; '.join(problems)}. To fix: {fix}.")
     return manifest
@@ -348,7 +351,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verify", action="store_true", help="check the checkpoint against the current code")
     args = parser.parse_args(argv)
     if args.verify:
-        verify(args.recipe, args.out)
+        try:
+            verify(args.recipe, args.out)
+        except (StaleCheckpointError, FileNotFoundError) as err:
+            parser.exit(1, f"{err}\n")
         print(f"{args.recipe}: the current code reproduces its settings, outputs and training losses")
         return None
     out = args.out or checkpoints.CHECKPOINTS / args.recipe

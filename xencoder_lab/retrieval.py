@@ -136,7 +136,8 @@ class DenseSearcher:
         """Top ``k`` documents for each query text: (ids, one list per query; scores (Q, k)), best first."""
         if isinstance(queries, str):
             raise TypeError("give a list of queries, not one string: e.g. search([query]).")
-        return self.index.search(self.model.encode_queries(list(queries)), k=k)
+        q_emb = self.model.encode_queries(list(queries), show_progress=False)  # (Q, D): short texts, seconds
+        return self.index.search(q_emb, k=k)
 
 
 def run_queries(searcher, ds, k: int = 100) -> dict[str, list[str]]:
