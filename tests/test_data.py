@@ -1,6 +1,9 @@
 import hashlib
 import json
+import os
+import re
 import shutil
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -188,3 +191,54 @@ def test_title_only_empty_and_long_documents_load_and_read(tmp_path):
     ds = load_beir("toy", path=folder)
     assert data.document_text(ds.corpus["t"]) == "Only a title." and data.document_text(ds.corpus["e"]) == ""
     assert len(data.document_text(ds.corpus["long"])) == 5 * 50_000 - 1
+
+
+def _smart_file(path: Path, records: list[list[tuple[str, str]]]) -> None:
+    """Write records [(field, text), ...] in SMART format, long texts wrapped where a single space stands."""
+    lines = []
+    for fields in records:
+        for field, text in fields:
+            if field == "I":
+                lines.append(f".I {text}")
+                continue
+            lines.append(f".{field}")
+            row = ""
+            for word in re.split(r"(?<! ) (?! )", text):  # break only at a lone space: double spaces stay in a row
+                if row and len(row) + len(word) >= 60:
+                    lines.append(row)
+                    row = word
+                else:
+                    row = f"{row} {word}" if row else word
+            lines.append(row)
+    path.write_text("\n".join(lines) + "\n", encoding="latin-1")
+
+
+def test_cacm_comes_from_its_smart_tarball_converted_as_the_course_copy(tmp_path, monkeypatch):
+    shared = Path(os.environ.get("XLAB_DATA", "")) / "cacm"
+    if not (shared / "corpus.jsonl").is_file():
+        pytest.skip("no course copy of CACM to compare with (set XLAB_DATA)")
+    docs = [json.loads(line) for line in (shared / "corpus.jsonl").read_text().splitlines()]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (shared / "queries.jsonl").read_text().splitlines())}
+    qrels = [line.split("\t") for line in (shared / "qrels" / "test.tsv").read_text().splitlines()[1:]]
+    smart = tmp_path / "smart"
+    smart.mkdir()
+    _smart_file(smart / "cacm.all", [
+        [("I", d["_id"]), ("T", d["title"]), *([("W", d["text"])] if d["text"] else []), ("B", "CACM June, 1970"),
+         ("A", "Someone, A."), ("N", "CA700607 JB February 13, 1978"), ("X", f"{d['_id']}\t5\t{d['_id']}")]
+        for d in docs
+    ])
+    _smart_file(smart / "query.text", [[("I", q), ("W", t), ("N", "1. A reader")] for q, t in queries.items()]
+                + [[("I", "999"), ("W", "a query nobody judged")]])
+    (smart / "qrels.text").write_text("".join(f"{int(q):02d} {d} 0 0\n" for q, d, _ in qrels))
+    archive = tmp_path / "cacm.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        for f in smart.iterdir():
+            tf.add(f, arcname=f.name)
+    sums = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:8] for f in smart.iterdir()}
+    monkeypatch.setitem(data.SOURCE_CHECKSUMS, "cacm", sums)  # these made-up sources, not the real ones
+    folder = download_beir("cacm", tmp_path / "datasets", url=archive.as_uri())
+    for rel in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):  # byte for byte the course's copy
+        assert (folder / rel).read_bytes() == (shared / rel).read_bytes(), rel
+    monkeypatch.setitem(data.SOURCE_CHECKSUMS, "cacm", {**sums, "cacm.all": "00000000"})
+    with pytest.raises(DatasetFormatError, match="checksum mismatch for cacm/cacm.all"):
+        download_beir("cacm", tmp_path / "again", url=archive.as_uri())

@@ -58,3 +58,23 @@ def test_bad_input(toy):
         pipe.search("aspirin", k1=100, k2=10)
     with pytest.raises(ValueError, match="unknown first stage 'faiss'"):
         Pipeline(toy, first_stage="faiss")
+
+
+def test_fusion_interpolates_the_two_stages(toy, reranker):
+    from xencoder_lab.pipeline import fuse
+
+    first = {"a": 12.0, "b": 4.0, "c": 8.0}
+    second = {"a": -2.0, "b": 6.0, "c": 0.0}
+    fused = fuse(first, second, weight=0.3)  # by hand: n1 = (1, 0, 0.5), n2 = (0, 1, 0.25)
+    assert fused == pytest.approx({"a": 0.7, "b": 0.3, "c": 0.3 * 0.25 + 0.7 * 0.5})
+    assert fuse(first, {"a": 1.0, "b": 1.0, "c": 1.0}, weight=0.5)["a"] == pytest.approx(0.5)  # a flat stage adds 0
+    plain, bm25 = Pipeline(toy, "bm25", reranker), Pipeline(toy, "bm25")
+    query = toy.queries["q5"]
+    assert Pipeline(toy, "bm25", reranker, fusion=1.0).search(query, 8, 8).ids == plain.search(query, 8, 8).ids
+    assert Pipeline(toy, "bm25", reranker, fusion=0.0).search(query, 8, 8).ids == bm25.search(query, 8, 8).ids
+    half = Pipeline(toy, "bm25", reranker, fusion=0.5)
+    assert half.run(k1=8, k=8)["q5"] == half.search(query, 8, 8).ids  # one path for a query and a query set
+    with pytest.raises(ValueError, match="between 0 .* and 1"):
+        Pipeline(toy, "bm25", reranker, fusion=1.5)
+    with pytest.raises(ValueError, match="fusion needs a reranker"):
+        Pipeline(toy, "bm25", fusion=0.5)

@@ -14,10 +14,11 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``training``: one training loop, the bi-encoder's and the cross-encoder's steps, a sampler without duplicates
   (notebook 03)
 - ``negatives``: hard negatives mined by a retriever, with a margin against false negatives (notebook 03)
+- ``protocol``: in domain, unseen answers, out of domain; validation carved by document (notebook 03)
 - ``checkpoints``: saving and loading: course checkpoints pinned by behaviour, whole models, snapshots (notebook 03)
 - ``recipes``: the named recipes that train the course checkpoints, one command each, and their check (notebook 03 on)
 - ``cross_encoder``: joint encoding of a pair, a logit per pair, batched scoring and reranking (notebook 04)
-- ``pipeline``: retrieve with BM25 or a bi-encoder (index built once), rerank the top k1, time each stage (notebook 05)
+- ``pipeline``: a first stage (index built once), the top k1 reranked or fused, each stage timed (notebook 05)
 - ``export``: a course model as a folder that sentence-transformers loads, giving the same scores (notebook 05)
 """
 

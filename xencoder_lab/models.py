@@ -68,7 +68,9 @@ def resolve_model(name: str | None = None) -> str:
 def load_encoder(name: str | None = None, device: torch.device | str | None = None):
     """Load ``(tokenizer, model)`` for a base encoder, in eval mode on ``device`` (see ``get_device``)."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # loading 90 MB needs no bar (in a saved notebook it stays at 0%)
     where = resolve_model(name)
     tokenizer = AutoTokenizer.from_pretrained(where)
     model = AutoModel.from_pretrained(where).to(get_device(device)).eval()

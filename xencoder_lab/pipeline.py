@@ -7,6 +7,9 @@ The syllabus's ``hybrid_search`` builds the dense index inside the search functi
 the whole corpus. Here the index is built once, when the pipeline is made; a query then costs one query
 encoding (or a BM25 scoring), one search and ``k1`` cross-encoder pairs. ``search`` reports each stage's time.
 
+With ``fusion=a`` the final order is not the cross-encoder's alone but an interpolation of both stages' scores
+(``fuse``): a reranker trained on one collection keeps what the first stage knows about another.
+
 >>> from xencoder_lab.data import TOY_PATH, load_beir
 >>> toy = load_beir("toy", path=TOY_PATH)
 >>> result = Pipeline(toy, first_stage="bm25").search("Does aspirin prevent heart attacks?", k1=5, k2=2)
@@ -18,18 +21,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Mapping
 
 from .bi_encoder import BiEncoder
 from .bm25 import BM25
 from .cross_encoder import CrossEncoder, rerank, score_candidates
 from .data import Dataset, document_text
-from .retrieval import DenseSearcher, run_queries
+from .retrieval import DenseSearcher
 
 
 @dataclass
 class Result:
-    """The top ``k2`` ids and scores (cross-encoder logits, or first-stage scores without a reranker), the
-    first stage's top ``k1`` ids in its own order, and the seconds each stage took."""
+    """The top ``k2`` ids and scores (cross-encoder logits, fused scores with ``fusion``, or first-stage scores
+    without a reranker), the first stage's top ``k1`` ids in its own order, and the seconds each stage took."""
 
     ids: list[str]
     scores: list[float]
@@ -37,16 +41,48 @@ class Result:
     seconds: dict[str, float]
 
 
+def fuse(first: Mapping[str, float], second: Mapping[str, float], weight: float) -> dict[str, float]:
+    """One query's candidates scored by both stages, each min-max normalised over the candidates, interpolated:
+
+        s(d) = a * n2(d) + (1 - a) * n1(d)        n(d) = (x(d) - min x) / (max x - min x)   (0 when all equal)
+
+    ``a = weight``: 1 is the second stage alone, 0 the first stage alone.
+
+    >>> fuse({"a": 10.0, "b": 0.0, "c": 5.0}, {"a": -1.0, "b": 3.0, "c": 1.0}, weight=0.25)
+    {'a': 0.75, 'b': 0.25, 'c': 0.5}
+    """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"fusion weight {weight} must be between 0 (first stage alone) and 1 (reranker alone).")
+
+    def normalised(scores: Mapping[str, float]) -> dict[str, float]:
+        low, high = min(scores.values()), max(scores.values())
+        return {d: (x - low) / (high - low) if high > low else 0.0 for d, x in scores.items()}
+
+    n1, n2 = normalised(first), normalised(second)
+    return {d: weight * n2[d] + (1 - weight) * n1[d] for d in second}
+
+
 class Pipeline:
-    """A first stage (``"bm25"`` or a ``BiEncoder``) over ``ds.corpus``, then an optional ``CrossEncoder``.
+    """A first stage (``"bm25"`` or a ``BiEncoder``) over ``ds.corpus``, then an optional ``CrossEncoder``,
+    whose logits are optionally fused with the first stage's scores (``fusion``, see ``fuse``).
 
     ``search`` answers one query and times each stage; ``run`` ranks every query of ``ds`` for evaluation.
     Both go through the same first stage (``first_stage.search``: texts in, ids and scores out) and the same
     ``cross_encoder.rerank``; ``run`` scores its pairs through the disk cache (``score_candidates``).
     """
 
-    def __init__(self, ds: Dataset, first_stage: str | BiEncoder = "bm25", reranker: CrossEncoder | None = None):
-        self.ds = ds
+    def __init__(
+        self,
+        ds: Dataset,
+        first_stage: str | BiEncoder = "bm25",
+        reranker: CrossEncoder | None = None,
+        fusion: float | None = None,
+    ):
+        if fusion is not None and reranker is None:
+            raise ValueError("fusion needs a reranker: it interpolates the reranker's scores with the first stage's.")
+        if fusion is not None:
+            fuse({"d": 0.0}, {"d": 0.0}, fusion)  # checks the weight now rather than at the first query
+        self.ds, self.fusion = ds, fusion
         self.texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
         self.reranker = reranker
         if isinstance(first_stage, BiEncoder):
@@ -70,19 +106,29 @@ class Pipeline:
             top, top_scores = first[:k2], [first_scores[d] for d in first[:k2]]
         else:
             logits = self.reranker.score(query, [self.texts[d] for d in first])  # (k1,)
-            scores_q = dict(zip(first, logits.tolist()))
+            scores_q = self._final(first_scores, dict(zip(first, logits.tolist())))
             top = rerank({"q": first}, {"q": scores_q}, depth=k1)["q"][:k2]
             top_scores = [scores_q[d] for d in top]
         end = time.perf_counter()
         return Result(top, top_scores, first, {"first_stage": middle - start, "rerank": end - middle})
+
+    def _final(self, first: Mapping[str, float], logits: Mapping[str, float]) -> Mapping[str, float]:
+        """One query's final scores: the reranker's logits, or their fusion with the first stage's scores."""
+        return logits if self.fusion is None else fuse(first, logits, self.fusion)
 
     def run(self, k1: int = 100, k: int = 100, show_progress=None) -> dict[str, list[str]]:
         """``{query id: ranked ids}`` for every query of ``ds``, for evaluation: the first stage's top ``k``,
         of which the top ``k1`` are reranked (``k1 <= k``; the rest keep their first-stage order)."""
         if not 1 <= k1 <= k:
             raise ValueError(f"k1={k1} must be between 1 and k={k}: only the first stage's top k can be reranked.")
-        run = run_queries(self.first_stage, self.ds, k=k)
+        qids = list(self.ds.queries)
+        ids, scores = self.first_stage.search([self.ds.queries[q] for q in qids], k=k)
+        run = dict(zip(qids, ids))
         if self.reranker is None:
             return run
-        scores = score_candidates(self.reranker, self.ds, [run], depth=k1, show_progress=show_progress)
-        return rerank(run, scores, depth=k1)
+        logits = score_candidates(self.reranker, self.ds, [run], depth=k1, show_progress=show_progress)
+        final = {
+            q: self._final(dict(zip(ranking[:k1], row[:k1].tolist())), logits[q])
+            for q, ranking, row in zip(qids, ids, scores)
+        }
+        return rerank(run, final, depth=k1)

@@ -1,0 +1,101 @@
+"""The evaluation protocol: in domain, on unseen answers, and out of domain (built in notebook 03).
+
+SciFact's test split shares most of its answers with its train split: most test claims have a relevant abstract
+that some training claim also cites. A model trained on train can learn *which abstracts tend to be relevant*
+instead of *what makes an abstract relevant to a claim*, and the test figure on all claims rewards both. So a
+trained model is reported three ways, beside BM25 and the zero-shot model on the same columns:
+
+    all      every test claim (comparable with published figures, which are zero-shot)
+    unseen   the test claims none of whose relevant documents a training claim cites (``split_seen``)
+    CACM     computer-science abstracts (``out_of_domain``): never trained on, never used to choose a setting
+
+Choices (early stopping, a fusion weight, a sweep) are made on validation claims carved from train *by
+document* (``split_validation_by_document``): no validation claim's relevant document is cited by a claim left
+in train, so validation rewards what generalizes, not what was memorised.
+
+>>> from xencoder_lab.data import TOY_PATH, load_beir
+>>> train, test = load_beir("toy", "train", path=TOY_PATH), load_beir("toy", "test", path=TOY_PATH)
+>>> seen, unseen = split_seen(test, train)
+>>> len(seen.queries), len(unseen.queries)    # the toy's two training claims cite no test claim's answer
+(0, 6)
+"""
+
+from __future__ import annotations
+
+import random
+
+from .data import Dataset, load_beir
+
+OUT_OF_DOMAIN = "cacm"  # a BEIR-format folder found like any dataset (XLAB_DATA, the cache, a path)
+
+
+def _subset(ds: Dataset, qids, split: str) -> Dataset:
+    keep = set(qids)
+    qids = [q for q in ds.qrels if q in keep]
+    return Dataset(ds.name, split, ds.corpus, {q: ds.queries[q] for q in qids}, {q: ds.qrels[q] for q in qids}, ds.path)
+
+
+def relevant_documents(ds: Dataset) -> set[str]:
+    """Every document judged relevant (grade > 0) for some query of ``ds``."""
+    return {d for judged in ds.qrels.values() for d, grade in judged.items() if grade > 0}
+
+
+def split_seen(test: Dataset, train: Dataset) -> tuple[Dataset, Dataset]:
+    """``(seen, unseen)``: the test queries with at least one relevant document that a query of ``train`` also
+    has as relevant, and the others, whose answers training never showed."""
+    cited = relevant_documents(train)
+    seen = [q for q, judged in test.qrels.items() if any(g > 0 and d in cited for d, g in judged.items())]
+    unseen = set(test.qrels) - set(seen)
+    return _subset(test, seen, f"{test.split}-seen"), _subset(test, unseen, f"{test.split}-unseen")
+
+
+def split_validation_by_document(ds: Dataset, n: int = 80, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """``(rest, validation)``: about ``n`` queries of ``ds`` held out so that none of their relevant documents
+    is relevant to a query left in ``rest``.
+
+    Queries that share a relevant document form a group (connected components); whole groups, drawn in a
+    seeded order, go to validation until it holds at least ``n`` queries.
+
+    >>> from xencoder_lab.data import TOY_PATH, load_beir
+    >>> rest, val = split_validation_by_document(load_beir("toy", path=TOY_PATH), n=2)
+    >>> len(val.queries) >= 2 and not relevant_documents(rest) & relevant_documents(val)
+    True
+    """
+    if not 0 < n < len(ds.qrels):
+        raise ValueError(f"n={n} but the split has {len(ds.qrels)} queries: use 0 < n < {len(ds.qrels)}.")
+    parent = {q: q for q in ds.qrels}
+
+    def root(q: str) -> str:
+        while parent[q] != q:
+            parent[q] = parent[parent[q]]
+            q = parent[q]
+        return q
+
+    owner: dict[str, str] = {}  # document -> a query it is relevant to
+    for q, judged in ds.qrels.items():
+        for d, grade in judged.items():
+            if grade > 0:
+                if d in owner:
+                    parent[root(q)] = root(owner[d])
+                owner.setdefault(d, q)
+    groups: dict[str, list[str]] = {}
+    for q in ds.qrels:
+        groups.setdefault(root(q), []).append(q)
+    order = sorted(groups.values())
+    random.Random(seed).shuffle(order)
+    held: list[str] = []
+    for group in order:
+        if len(held) >= n:
+            break
+        held += group
+    if len(held) >= len(ds.qrels):
+        raise ValueError(f"the queries of {ds.name} share their documents too much to hold out {n} by document.")
+    rest = set(ds.qrels) - set(held)
+    return _subset(ds, rest, ds.split), _subset(ds, held, f"{ds.split}-validation")
+
+
+def columns(test: Dataset, train: Dataset, out_of_domain: Dataset | None = None) -> dict[str, Dataset]:
+    """The datasets of the three columns: ``{"all": test, "unseen": ..., "CACM": ...}`` (the out-of-domain set
+    is loaded like any dataset unless given)."""
+    out_of_domain = out_of_domain or load_beir(OUT_OF_DOMAIN, "test")
+    return {"all": test, "unseen": split_seen(test, train)[1], "CACM": out_of_domain}
