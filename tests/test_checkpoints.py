@@ -135,6 +135,19 @@ def test_committed_bi_encoder_changes_only_the_top_layers(model):
     assert tuned.pooling == "mean" and tuned.max_length == 256
 
 
+@pytest.mark.skipif(not (checkpoints.CHECKPOINTS / "query-tower").exists(), reason="no committed query tower")
+def test_committed_query_tower_leaves_the_documents_zero_shot(model):
+    tuned = recipes.load_bi_encoder("query-tower")  # a recipe name finds the course checkpoint
+    assert not tuned.shared
+    base = dict(model.query_tower.named_parameters())
+    assert all(torch.equal(p, base[name]) for name, p in tuned.doc_tower.named_parameters())
+    changed = {name.split(".")[2] for name, p in tuned.query_tower.named_parameters() if not torch.equal(p, base[name])}
+    assert changed == {"3", "4", "5"}, changed
+    docs = ["Aspirin and heart attacks.", "A bare title"]
+    np.testing.assert_allclose(tuned.encode_documents(docs), model.encode_documents(docs), atol=1e-6)
+    assert np.abs(tuned.encode_queries(docs) - model.encode_queries(docs)).max() > 1e-3
+
+
 @pytest.mark.parametrize(
     "folder", [p for p in COMMITTED if "init" in checkpoints.read_manifest(p)], ids=lambda p: p.name
 )

@@ -11,7 +11,7 @@ try:  # sentence-transformers >= 6
 except ImportError:
     from sentence_transformers import losses as st_losses
 
-from xencoder_lab.losses import in_batch_negatives_loss
+from xencoder_lab.losses import corpus_softmax_loss, in_batch_negatives_loss
 
 
 def embeddings(*shape, seed=0):
@@ -65,3 +65,21 @@ def test_gradient_and_shapes():
     assert q_emb.grad is not None and q_emb.grad.shape == (4, 8)
     with pytest.raises(ValueError):
         in_batch_negatives_loss(embeddings(4, 8), embeddings(3, 8))  # fewer documents than queries
+
+
+def test_corpus_softmax_is_in_batch_negatives_when_the_corpus_is_the_batch():
+    q_emb, d_emb = embeddings(4, 8, seed=12), embeddings(6, 8, seed=13)  # 4 positives, then 2 more documents
+    torch.testing.assert_close(corpus_softmax_loss(q_emb, d_emb, torch.arange(4), 0.05),
+                               in_batch_negatives_loss(q_emb, d_emb, 0.05))
+
+
+def test_corpus_softmax_masks_other_relevant_documents_only():
+    q_emb, d_emb, positives = embeddings(2, 8, seed=14), embeddings(5, 8, seed=15), torch.tensor([3, 0])
+    exclude = torch.zeros(2, 5, dtype=torch.bool)
+    exclude[0, [1, 3]] = True  # document 1 is also relevant to query 0; its own positive 3 stays in
+    s = q_emb @ d_emb.T / 0.05
+    expected = -(s[0, 3] - torch.logsumexp(s[0, [0, 2, 3, 4]], 0) + s[1, 0] - torch.logsumexp(s[1], 0)) / 2
+    torch.testing.assert_close(corpus_softmax_loss(q_emb, d_emb, positives, 0.05, exclude), expected)
+    assert corpus_softmax_loss(q_emb, d_emb, positives, 0.05) > expected  # without the mask, 1 counts against
+    with pytest.raises(ValueError, match="positives"):
+        corpus_softmax_loss(q_emb, d_emb, torch.tensor([0]))

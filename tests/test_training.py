@@ -12,6 +12,7 @@ from xencoder_lab.losses import in_batch_negatives_loss
 from xencoder_lab.training import (
     NoDuplicatesBatchSampler,
     train_bi_encoder,
+    train_query_tower,
     training_pairs,
 )
 
@@ -90,6 +91,26 @@ def test_hard_negatives_join_the_batch(toy, pairs, monkeypatch):
     assert shapes == [(8, 384), (8, 384)]  # 4 positives, then 4 hard negatives
     with pytest.raises(ValueError):
         train_bi_encoder(model, four, steps=1, hard_negatives=negatives[:3], show_progress=False)
+
+
+def test_query_tower_training_leaves_the_documents_where_they_are(toy, pairs):
+    model = BiEncoder(max_length=32, shared=False)
+    ids = list(toy.corpus)
+    docs = [document_text(toy.corpus[d]) for d in ids]
+    d_emb = model.encode_documents(docs, show_progress=False)  # (N, D)
+    judged = [(q, d) for q, judged in toy.qrels.items() for d, g in judged.items() if g > 0]
+    queries = [toy.queries[q] for q, _ in judged]
+    wrong = [ids.index(d) for _, d in judged[1:] + judged[:1]]  # mismatched positives: a high loss to bring down
+    rows = np.arange(len(wrong))
+    before = (model.encode_queries(queries, show_progress=False) @ d_emb.T)[rows, wrong]  # (P,)
+    log = train_query_tower(model, queries, wrong, d_emb, steps=6, batch_size=4, lr=1e-4, warmup=1, log_every=3,
+                            show_progress=False)
+    assert [entry["step"] for entry in log] == [3, 6]
+    after = (model.encode_queries(queries, show_progress=False) @ d_emb.T)[rows, wrong]  # (P,)
+    assert after.mean() > before.mean()  # the queries moved towards their (assigned) documents
+    np.testing.assert_array_equal(model.encode_documents(docs, show_progress=False), d_emb)  # the index stays valid
+    with pytest.raises(ValueError, match="shared=False"):
+        train_query_tower(BiEncoder(max_length=16), queries, wrong, d_emb, steps=1, show_progress=False)
 
 
 def test_learning_rate_schedule():

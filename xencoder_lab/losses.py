@@ -50,6 +50,38 @@ def in_batch_negatives_loss(
     return loss
 
 
+def corpus_softmax_loss(
+    q_emb: torch.Tensor,
+    d_emb: torch.Tensor,
+    positives: torch.Tensor,
+    temperature: float = 0.05,
+    exclude: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InfoNCE against a whole corpus: every document competes with query i's positive ``d_emb[positives[i]]``.
+
+        L = -1/B sum_i log( exp(q_i . d_p(i) / t) / sum_n exp(q_i . d_n / t) )       d: (N, D), the corpus
+
+    With the document tower frozen, ``d_emb`` is computed once and a step costs one batch of queries; the
+    negatives are every other document, other queries' answers included. ``exclude`` (B, N) is True where a
+    document is another relevant one for query i: it is masked out rather than counted as a negative.
+
+    >>> q, d = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    >>> round(corpus_softmax_loss(q, d, torch.tensor([0]), temperature=1.0).item(), 4)      # log(1 + e^-1)
+    0.3133
+    """
+    if q_emb.ndim != 2 or d_emb.ndim != 2 or q_emb.shape[1] != d_emb.shape[1] or positives.shape != q_emb.shape[:1]:
+        shapes = f"{tuple(q_emb.shape)}, {tuple(d_emb.shape)} and {tuple(positives.shape)}"
+        raise ValueError(f"need q_emb (B, D), d_emb (N, D) and positives (B,), got {shapes}.")
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: it must be positive (scale = 1 / temperature).")
+    scores = q_emb @ d_emb.T / temperature  # (B, N)
+    if exclude is not None:
+        exclude = exclude.clone()
+        exclude[torch.arange(len(positives)), positives] = False  # never mask the positive itself
+        scores = scores.masked_fill(exclude, float("-inf"))
+    return F.cross_entropy(scores, positives)
+
+
 def listwise_loss(logits: torch.Tensor) -> torch.Tensor:
     """Softmax cross-entropy over groups: row i holds one query's logits, its positive in column 0.
 

@@ -2,6 +2,7 @@
 
     python -m xencoder_lab.recipes bi-encoder              # writes data/checkpoints/bi-encoder/
     python -m xencoder_lab.recipes cross-encoder           # starts from the bi-encoder checkpoint
+    python -m xencoder_lab.recipes query-tower             # the query tower alone, the documents frozen
 
 A recipe is its settings plus the code that uses them. Each manifest keeps the settings, the trained model's
 outputs on fixed inputs (``checkpoints.probe_outputs``) and the first losses of its training loop on the toy
@@ -9,7 +10,9 @@ set (``training_probe``); ``verify`` checks all three against the current code, 
 committed checkpoint. Choices are made on a validation split carved from SciFact train; the test split is only
 measured, for the manifest.
 
-Built in notebook 03 (the fine-tuned bi-encoder); the cross-encoder recipe belongs to notebook 04.
+Built in notebook 03 (the fine-tuned bi-encoder and the query tower); the cross-encoder recipe belongs to
+notebook 04. The bi-encoder and cross-encoder recipes hold out 80 training claims at random; the query-tower
+recipe holds them out by document (``protocol.split_validation_by_document``) and keeps its best epoch by them.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoints, metrics
+from . import checkpoints, metrics, protocol
 from .bi_encoder import BiEncoder, encode_corpus
 from .cross_encoder import CrossEncoder, rerank, score_candidates
 from .data import TOY_PATH, document_text, load_beir, split_validation
 from .negatives import mine_hard_negatives
 from .retrieval import dense_run
-from .training import freeze_lower_layers, train_bi_encoder, train_cross_encoder, training_pairs
+from .training import freeze_lower_layers, train_bi_encoder, train_cross_encoder, train_query_tower, training_pairs
 
 BI_ENCODER = {
     "dataset": "scifact",
@@ -88,6 +91,72 @@ def train_bi_encoder_recipe(settings: dict = BI_ENCODER, steps: int | None = Non
         seed=settings["seed"],
         log_every=4,
     )
+    return model, trainable, log, validation
+
+
+QUERY_TOWER = {
+    "dataset": "scifact",
+    "validation_queries": 80,  # held out by document: no validation claim's abstract is a training positive
+    "seed": 0,
+    "pooling": "mean",
+    "max_length": 256,
+    "document_tower": "frozen",  # the zero-shot model embeds the corpus: its cached embeddings stay valid
+    "train_top_layers": 3,  # of the query tower, as in the bi-encoder recipe: a 10 MB checkpoint
+    "steps": 312,  # 12 passes over the training pairs at batch 32
+    "batch_size": 32,
+    "lr": 1e-5,  # chosen on validation by document among 3-layer runs (sweep.json)
+    "warmup": 16,
+    "temperature": 0.05,
+    "negatives": "the whole corpus, other relevant abstracts masked",
+    "evaluate_every": 26,  # once a pass; the best pass by validation nDCG@10 is kept
+}
+
+
+def query_tower_training_data(model: BiEncoder, settings: dict):
+    """(claims, positive rows, relevant rows, corpus embeddings (N, D), validation split): one entry per train
+    judgment outside the validation claims, rows indexing the corpus as ``encode_corpus`` embeds it."""
+    train, validation = protocol.split_validation_by_document(
+        load_beir(settings["dataset"], "train"), settings["validation_queries"], settings["seed"]
+    )
+    column = {doc_id: i for i, doc_id in enumerate(train.corpus)}
+    judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
+    relevant = {qid: {column[d] for d, g in train.qrels[qid].items() if g > 0} for qid, _ in judged}
+    return (
+        [train.queries[qid] for qid, _ in judged],
+        [column[doc_id] for _, doc_id in judged],
+        [relevant[qid] for qid, _ in judged],
+        encode_corpus(model, train),  # (N, D): the frozen document tower, cached
+        validation,
+    )
+
+
+def train_query_tower_recipe(settings: dict = QUERY_TOWER, steps: int | None = None):
+    """Fine-tune the query tower of all-MiniLM-L6-v2 on SciFact train against the zero-shot corpus embeddings:
+    ``(model, trainable parameter names, log, validation)``; the model holds the best evaluated weights."""
+    torch.manual_seed(settings["seed"])
+    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=False)
+    queries, positives, relevant, d_emb, validation = query_tower_training_data(model, settings)
+    trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    best = {"value": -1.0, "step": 0, "weights": None}
+
+    def evaluate(m):
+        return metrics.evaluate(dense_run(m, validation), validation.qrels, ["ndcg@10"])["ndcg@10"]
+
+    def keep_best(m, step, value, log):
+        if value > best["value"]:
+            weights = {n: p.detach().clone() for n, p in m.query_tower.named_parameters() if n in trainable}
+            best.update(value=value, step=step, weights=weights)
+
+    log = [{"step": 0, "validation": evaluate(model), "seconds": 0.0}]
+    keep_best(model, 0, log[0]["validation"], log)
+    log += train_query_tower(
+        model, queries, positives, d_emb, relevant, steps=steps or settings["steps"],
+        batch_size=settings["batch_size"], lr=settings["lr"], warmup=settings["warmup"],
+        temperature=settings["temperature"], seed=settings["seed"], log_every=4, evaluate=evaluate,
+        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
+    )
+    model.query_tower.load_state_dict(best["weights"], strict=False)
+    log.append({"best_step": best["step"], "validation": best["value"]})
     return model, trainable, log, validation
 
 
@@ -209,9 +278,29 @@ def cross_encoder_training_probe(settings: dict = CROSS_ENCODER, steps: int = 3)
     return [round(entry["loss"], 5) for entry in log]
 
 
+def query_tower_training_probe(settings: dict = QUERY_TOWER, steps: int = 3) -> list[float]:
+    """The first ``steps`` losses of the recipe's training on the toy set: the base model with the recipe's
+    frozen document tower and layers, its loss over the whole (toy) corpus, batches of 4. Each claim's
+    positive is the next pair's document, so the loss starts high and every step moves it."""
+    torch.manual_seed(settings["seed"])
+    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=False)
+    freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    toy = load_beir("toy", path=TOY_PATH)
+    rows = {doc_id: i for i, doc_id in enumerate(toy.corpus)}
+    judged = [(q, d) for q, docs in toy.qrels.items() for d, g in docs.items() if g > 0]
+    d_emb = model.encode_documents([document_text(doc) for doc in toy.corpus.values()], show_progress=False)
+    log = train_query_tower(
+        model, [toy.queries[q] for q, _ in judged], [rows[d] for _, d in judged[1:] + judged[:1]], d_emb,
+        steps=steps, batch_size=4, lr=settings["lr"], warmup=1, temperature=settings["temperature"],
+        seed=settings["seed"], log_every=1, show_progress=False,
+    )
+    return [round(entry["loss"], 5) for entry in log]
+
+
 RECIPES = {
     "bi-encoder": {"settings": BI_ENCODER, "training_probe": bi_encoder_training_probe},
     "cross-encoder": {"settings": CROSS_ENCODER, "training_probe": cross_encoder_training_probe},
+    "query-tower": {"settings": QUERY_TOWER, "training_probe": query_tower_training_probe},
 }
 
 
@@ -235,7 +324,7 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
         changed = sorted(k for k in {**manifest["settings"], **RECIPES[name]["settings"]}
                          if manifest["settings"].get(k) != RECIPES[name]["settings"].get(k))
         problems.append(f"the recipe's settings changed ({', '.join(changed)})")
-    model = {"bi-encoder": load_bi_encoder, "cross-encoder": load_cross_encoder}[name](folder, device="cpu")
+    model = (load_cross_encoder if name == "cross-encoder" else load_bi_encoder)(folder, device="cpu")
     if "probe" not in manifest or "training_probe" not in manifest:
         problems.append("its manifest holds no probes (a run that did not finish?)")
     else:
@@ -250,10 +339,17 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
 
 
 def load_bi_encoder(folder: str | Path | None = None, device=None) -> BiEncoder:
-    """The course's fine-tuned bi-encoder: the base model with the checkpoint's top layers laid over it."""
+    """The course's fine-tuned bi-encoder: the base model with the checkpoint's top layers laid over it.
+
+    ``folder`` defaults to the ``bi-encoder`` checkpoint; a recipe name (``"query-tower"``) names a course
+    checkpoint. A checkpoint trained with the document tower frozen loads as two towers, the document tower the
+    base model's."""
     folder = Path(folder or checkpoints.CHECKPOINTS / "bi-encoder")
+    if not folder.exists() and str(folder) in RECIPES:
+        folder = checkpoints.CHECKPOINTS / str(folder)
     settings = checkpoints.read_manifest(folder)["settings"]
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], device=device)
+    shared = settings.get("document_tower") != "frozen"
+    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=shared, device=device)
     checkpoints.load_weights(model.query_tower, folder)
     return model
 
@@ -278,21 +374,26 @@ def _manifest(name: str, steps: int | None, **extra) -> dict:
     }
 
 
-def _bi_encoder(args, out: Path, training_probe: list[float]) -> dict:
+def _bi_encoder(args, out: Path, training_probe: list[float], name: str = "bi-encoder") -> dict:
+    """Train recipe ``name`` (``bi-encoder`` or ``query-tower``), store its query tower's trained layers, and
+    measure it with the zero-shot model on validation and the three columns of ``protocol.columns``."""
     start = time.perf_counter()
-    model, trainable, log, validation = train_bi_encoder_recipe(steps=args.steps)
+    train_recipe = {"bi-encoder": train_bi_encoder_recipe, "query-tower": train_query_tower_recipe}[name]
+    model, trainable, log, validation = train_recipe(steps=args.steps)
     train_seconds = time.perf_counter() - start
     with torch.no_grad():  # measure exactly what is stored: the fp16 weights
-        for name, param in model.query_tower.named_parameters():
-            if name in trainable:
+        for param_name, param in model.query_tower.named_parameters():
+            if param_name in trainable:
                 param.copy_(param.half().float())
-    splits = {"validation": validation, "test": load_beir(BI_ENCODER["dataset"], "test")}
+    dataset = RECIPES[name]["settings"]["dataset"]
+    splits = {"validation": validation, **protocol.columns(load_beir(dataset, "test"), load_beir(dataset, "train"))}
 
     def evaluate(m):
-        return {name: metrics.evaluate(dense_run(m, ds), ds.qrels) for name, ds in splits.items()}
+        return {split: metrics.evaluate(dense_run(m, ds), ds.qrels) for split, ds in splits.items()}
 
+    extra = {"best_step": log[-1]["best_step"]} if "best_step" in log[-1] else {}
     manifest = _manifest(
-        "bi-encoder", args.steps, train_seconds=round(train_seconds), stored="query_tower top layers, fp16",
+        name, args.steps, train_seconds=round(train_seconds), stored="query_tower top layers, fp16", **extra,
         metrics={"fine-tuned": evaluate(model), "zero-shot": evaluate(BiEncoder())}, log=log,
         probe=checkpoints.probe_outputs(model), training_probe=training_probe,
     )
@@ -361,7 +462,10 @@ def main(argv: list[str] | None = None) -> None:
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists: pass --overwrite to replace it (the old one moves to {out.name}.previous).")
     training_probe = RECIPES[args.recipe]["training_probe"]()  # first: the code may be edited during a long run
-    result = {"bi-encoder": _bi_encoder, "cross-encoder": _cross_encoder}[args.recipe](args, out, training_probe)
+    if args.recipe == "cross-encoder":
+        result = _cross_encoder(args, out, training_probe)
+    else:
+        result = _bi_encoder(args, out, training_probe, args.recipe)
     print(f"wrote {out}")
     return result
 

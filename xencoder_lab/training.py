@@ -7,6 +7,9 @@ computes is the caller's: ``step_loss(step)`` returns the loss of one batch.
 
 - ``train_bi_encoder``: embed B queries and their B positive documents (plus B hard negatives, if given),
   score every query against every document, ``losses.in_batch_negatives_loss`` (notebook 03);
+- ``train_query_tower``: embed B queries with the query tower alone and score them against the fixed embeddings
+  of the whole corpus, ``losses.corpus_softmax_loss``: the documents cannot move, so the model cannot learn
+  which documents tend to be relevant (notebook 03);
 - ``train_cross_encoder``: score groups (query, positive, negatives) jointly, ``losses.listwise_loss`` or
   binary cross-entropy on the logits (notebook 04).
 
@@ -27,7 +30,7 @@ import torch
 
 from .bi_encoder import BiEncoder
 from .data import Dataset, document_text
-from .losses import in_batch_negatives_loss, listwise_loss
+from .losses import corpus_softmax_loss, in_batch_negatives_loss, listwise_loss
 
 
 def training_pairs(ds: Dataset) -> list[tuple[str, str]]:
@@ -200,6 +203,62 @@ def train_bi_encoder(
     return train(
         model, step_loss, groups, steps, warmup, seed, log_every, snapshot_dir=snapshot_dir,
         snapshot_every=snapshot_every, show_progress=show_progress,
+    )
+
+
+def train_query_tower(
+    model: BiEncoder,
+    queries: Sequence[str],
+    positives: Sequence[int],
+    d_emb,
+    relevant: Sequence[set[int]] | None = None,
+    steps: int = 40,
+    batch_size: int = 32,
+    lr: float = 2e-5,
+    warmup: int | None = None,
+    temperature: float = 0.05,
+    seed: int = 0,
+    log_every: int = 10,
+    evaluate=None,
+    evaluate_every: int | None = None,
+    on_evaluate=None,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Train the query tower of a two-tower ``BiEncoder`` in place against a fixed index; return the log.
+
+    ``d_emb`` (N, D): the corpus as the frozen document tower embeds it (``encode_corpus``); ``queries[i]``'s
+    relevant document is row ``positives[i]``, and ``relevant[i]`` (optional) holds every row relevant to it,
+    masked out of its negatives. Each step takes ``batch_size`` pairs (a new shuffle every pass) and
+    ``losses.corpus_softmax_loss``; the rest is ``train``'s.
+    """
+    if model.shared:
+        raise ValueError("the towers are shared, so training the query tower would move the documents too: "
+                         "build the model with BiEncoder(shared=False).")
+    if len(queries) != len(positives) or not queries:
+        raise ValueError(f"need one positive row per query, got {len(queries)} queries, {len(positives)} positives.")
+    for param in model.doc_tower.parameters():
+        param.requires_grad = False
+    d_emb = torch.as_tensor(d_emb, dtype=torch.float32, device=model.device)  # (N, D), no gradient
+    rng = random.Random(seed)
+    order: list[int] = []
+
+    def step_loss(step: int) -> torch.Tensor:
+        if len(order) < batch_size:  # a new pass, reshuffled
+            order.extend(rng.sample(range(len(queries)), len(queries)))
+        chosen = [order.pop() for _ in range(batch_size)]
+        q_emb = model(model.tokenize([queries[i] for i in chosen]), "query")  # (B, D)
+        target = torch.tensor([positives[i] for i in chosen], device=model.device)  # (B,)
+        exclude = None
+        if relevant is not None:
+            exclude = torch.zeros(len(chosen), len(d_emb), dtype=torch.bool, device=model.device)  # (B, N)
+            for row, i in enumerate(chosen):
+                exclude[row, list(relevant[i])] = True
+        return corpus_softmax_loss(q_emb, d_emb, target, temperature, exclude)
+
+    groups = [{"params": [p for p in model.query_tower.parameters() if p.requires_grad], "lr": lr}]
+    return train(
+        model, step_loss, groups, steps, warmup, seed, log_every, evaluate, evaluate_every, on_evaluate,
+        show_progress=show_progress,
     )
 
 
