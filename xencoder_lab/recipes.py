@@ -12,7 +12,7 @@ measured, for the manifest.
 
 Built in notebook 03 (the fine-tuned bi-encoder and the query tower); the cross-encoder recipe belongs to
 notebook 04. The bi-encoder and cross-encoder recipes hold out 80 training claims at random; the query-tower
-recipe holds them out by document (``protocol.split_validation_by_document``) and keeps its best epoch by them.
+recipe holds them out by document (``protocol.split_validation_by_document``) and keeps its best pass by them.
 """
 
 from __future__ import annotations
