@@ -1,6 +1,8 @@
 # Two commands for a fresh machine:
 #   make course   set up (once) and open the course in JupyterLab
-#   make test     set up (once) and run every test: unit tests, doctests and all notebooks
+#   make test     set up (once) and run every test: unit tests, doctests and all notebooks (in fast mode)
+# and one for maintainers:
+#   make reproduce   run every notebook in full mode and save it with its outputs, as committed
 # Set-up is idempotent: a second run only checks a stamp file and goes straight on.
 
 PYTHON ?= python3
@@ -12,14 +14,21 @@ TORCH_INDEX ?=
 PIP = $(VENV)/bin/python -m pip
 STAMP = $(VENV)/.xencoder-lab-installed
 
-.PHONY: course test setup
+.PHONY: course test reproduce setup
 
 course: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root: e.g. in a container
 
-test: setup
+test: setup  # notebooks on fixed subsets (XLAB_FAST=1) unless XLAB_FAST=0 is set
 	$(VENV)/bin/python -m ruff check xencoder_lab tests benchmarks
-	$(VENV)/bin/python -m pytest
+	XLAB_FAST=$${XLAB_FAST-1} $(VENV)/bin/python -m pytest
+
+reproduce: setup
+	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
+	  echo "$$nb"; \
+	  XLAB_FAST=0 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=-1 "$$nb" || exit 1; \
+	done
 
 setup: $(STAMP)
 

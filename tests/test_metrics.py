@@ -5,6 +5,7 @@ import random
 import pytest
 import pytrec_eval
 
+from xencoder_lab import metrics
 from xencoder_lab.metrics import evaluate, ndcg, per_query, recall, reciprocal_rank
 
 
@@ -71,3 +72,14 @@ def test_missing_queries_score_zero_and_bad_names_fail():
         evaluate({}, qrels, ["map@10"])
     with pytest.raises(ValueError, match="qrels are empty"):
         evaluate({}, {}, ["mrr@10"])
+
+
+def test_compare_reads_the_bootstrap_both_ways():
+    qrels = {f"q{i}": {"d1": 1} for i in range(40)}
+    good = {q: ["d1"] for q in qrels}
+    mixed = {q: (["d1"] if i % 2 else ["d0", "d1"]) for i, q in enumerate(qrels)}
+    better = metrics.compare(mixed, good, qrels, samples=2000)
+    worse = metrics.compare(good, mixed, qrels, samples=2000)
+    assert better["gain"] == -worse["gain"] > 0
+    assert better["95% interval"][0] > 0 and better["share of resamples with no gain"] == "< 0.0005"
+    assert worse["95% interval"][1] < 0 and worse["share of resamples with no gain"] == "1.0000"

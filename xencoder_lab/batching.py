@@ -50,14 +50,16 @@ def run_sorted(
     batch_size: int = 32,
     show_progress: bool | None = None,
     device: torch.device | str = "cpu",
+    desc: str = "encoding",
 ) -> np.ndarray:
     """``fn(batch)`` over tokenized ``features`` in batches of similar length, as float32 rows in input order.
 
     Sort by token count, longest first; pad each batch to its own longest row; run under
-    ``torch.inference_mode()``; restore the order. A progress bar shows from ``PROGRESS_MIN`` rows on unless
-    ``show_progress`` says otherwise.
+    ``torch.inference_mode()``; restore the order. A progress bar (labelled ``desc``) shows from
+    ``PROGRESS_MIN`` rows on unless ``show_progress`` says otherwise. It is tqdm's text bar, not its notebook
+    widget: a saved notebook keeps a widget's first frame ("0%") but a text bar's last one.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = len(features["input_ids"])
     if n == 0:
@@ -66,7 +68,7 @@ def run_sorted(
     show = n >= PROGRESS_MIN if show_progress is None else show_progress
     chunks = []
     with torch.inference_mode():
-        for start in tqdm(range(0, n, batch_size), desc="encoding", unit="batch", disable=not show):
+        for start in tqdm(range(0, n, batch_size), desc=desc, unit="batch", disable=not show, mininterval=2.0):
             batch = pad_batch(features, order[start : start + batch_size], pad_id)
             chunks.append(fn({k: v.to(device) for k, v in batch.items()}).float().cpu().numpy())  # (b, ...)
     out = np.empty((n, *chunks[0].shape[1:]), dtype=np.float32)

@@ -112,7 +112,25 @@ class CrossEncoder(torch.nn.Module):
             return np.zeros(0, dtype=np.float32)
         with eval_mode(self):
             features = self.features(queries, docs)
-            return run_sorted(features, self, self.tokenizer.pad_token_id, batch_size, show_progress, self.device)
+            return run_sorted(features, self, self.tokenizer.pad_token_id, batch_size, show_progress, self.device,
+                              desc="scoring pairs")
+
+
+PAIR_CACHE = "cross_encoder_pairs"  # the disk cache's folder for pair logits
+
+
+def pair_cache_parts(model: CrossEncoder) -> dict:
+    """What a cached logit depends on besides its two texts: the weights and how the pair is cut."""
+    return {"model": model_fingerprint(model), "max_length": model.max_length, "truncation": "longest_first"}
+
+
+def pair_key(query: str, doc: str) -> str:
+    """The cache key of one pair: its two texts, as the model reads them.
+
+    >>> pair_key("a claim", "an abstract")
+    'a claim\\x00an abstract'
+    """
+    return query + "\0" + doc
 
 
 def score_candidates(
@@ -140,9 +158,8 @@ def score_candidates(
         return model.score([queries[i] for i in rows], [docs[i] for i in rows], batch_size, show_progress)
 
     if cache:
-        parts = {"model": model_fingerprint(model), "max_length": model.max_length, "truncation": "longest_first"}
-        keys = [q + "\0" + d for q, d in zip(queries, docs)]
-        logits = load_or_compute_rows("cross_encoder_pairs", parts, keys, compute, root=cache_root)  # (P,)
+        keys = [pair_key(q, d) for q, d in zip(queries, docs)]
+        logits = load_or_compute_rows(PAIR_CACHE, pair_cache_parts(model), keys, compute, root=cache_root)  # (P,)
     else:
         logits = compute(list(range(len(pairs))))  # (P,)
     scores: dict[str, dict[str, float]] = {}

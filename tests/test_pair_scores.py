@@ -1,0 +1,75 @@
+"""The shipped cross-encoder logits: made by the course's own scoring, served from the cache, and verified."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from xencoder_lab import pair_scores
+from xencoder_lab.cross_encoder import score_candidates
+from xencoder_lab.data import DatasetNotFoundError
+from xencoder_lab.recipes import load_cross_encoder
+
+
+@pytest.fixture()
+def toy_sets(toy):
+    return {(toy.name, toy.split): toy}
+
+
+def test_made_installed_and_served_without_scoring(tmp_path, toy_sets, toy, warm, small_bi_encoder, monkeypatch):
+    arrays = pair_scores.make(warm, small_bi_encoder, toy_sets, depth=3, cache_root=tmp_path / "maker")
+    path = pair_scores.save(arrays, tmp_path / "pairs.npz")
+    meta, stored = pair_scores.load(path)
+    assert meta["pairs"] == len(stored["logit"]) >= 3 * len(toy.queries)   # two first stages' top 3, merged
+
+    cache = tmp_path / "learner"
+    assert pair_scores.install(warm, path, toy_sets, cache_root=cache)["new to the cache"] == meta["pairs"]
+    assert pair_scores.install(warm, path, toy_sets, cache_root=cache)["new to the cache"] == 0
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a shipped pair was scored again")
+
+    monkeypatch.setattr(warm, "score", no_scoring)
+    runs = [{q: list(stored["doc_id"][stored["query_id"] == q]) for q in toy.queries}]
+    served = score_candidates(warm, toy, runs, depth=10, cache_root=cache)
+    for q, d, logit in zip(stored["query_id"], stored["doc_id"], stored["logit"]):
+        assert served[q][d] == pytest.approx(float(logit))
+
+
+def test_check_finds_a_wrong_logit_and_another_model_is_refused(tmp_path, toy_sets, warm, small_bi_encoder):
+    arrays = pair_scores.make(warm, small_bi_encoder, toy_sets, depth=2, cache_root=tmp_path)
+    path = pair_scores.save(arrays, tmp_path / "pairs.npz")
+    assert pair_scores.check(warm, n=100, path=path, datasets=toy_sets)["largest difference"] < 1e-4
+
+    arrays["logit"] = arrays["logit"] + np.float32(0.5)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        pair_scores.save(arrays, path)
+    pair_scores.save(arrays, path, overwrite=True)
+    assert pair_scores.check(warm, n=100, path=path, datasets=toy_sets)["largest difference"] == pytest.approx(0.5)
+
+    other = copy.deepcopy(warm)
+    with torch.no_grad():
+        other.head.bias.add_(1.0)
+    with pytest.raises(ValueError, match="another cross-encoder"):
+        pair_scores.install(other, path, toy_sets, cache_root=tmp_path)
+
+
+def test_a_missing_file_says_how_to_make_it(tmp_path, warm):
+    with pytest.raises(FileNotFoundError, match="python -m xencoder_lab.pair_scores"):
+        pair_scores.install(warm, tmp_path / "nothing.npz")
+
+
+def test_the_shipped_file_is_the_course_cross_encoders(scifact_test):
+    """The committed logits re-score the same with the committed checkpoint, and cover every query set."""
+    try:
+        datasets = pair_scores.course_datasets()
+    except DatasetNotFoundError as err:
+        pytest.skip(f"CACM or SciFact train not available offline: {err}")
+    meta, arrays = pair_scores.load()
+    assert {(str(n), str(s)) for n, s in zip(arrays["dataset"], arrays["split"])} == set(datasets)
+    for (name, split), ds in datasets.items():
+        covered = set(arrays["query_id"][(arrays["dataset"] == name) & (arrays["split"] == split)].tolist())
+        assert covered == set(ds.queries), f"{name}/{split}: queries without shipped pairs"
+    result = pair_scores.check(load_cross_encoder(device="cpu"), n=24, seed=1, datasets=datasets)
+    assert result["largest difference"] < 1e-3, result

@@ -1,0 +1,181 @@
+"""The course cross-encoder's logits for every pair notebook 05 reranks, made once and shipped beside it.
+
+Notebook 05 reranks the top 100 of two first stages (BM25 and the fine-tuned bi-encoder) for the 300 SciFact
+test claims, the 80 validation claims the recipes held out and CACM's 52 queries: about 75,000 (claim, abstract)
+pairs, most of an hour on a 2-core CPU before the first table. The pairs are the same for every learner and so
+are their logits (same weights, same texts), so the course scores them once, with the code the notebooks use:
+
+    python -m xencoder_lab.pair_scores            # writes data/checkpoints/cross-encoder/pairs.npz
+    python -m xencoder_lab.pair_scores --check    # re-scores a random sample and compares
+
+``install(model)`` copies them into the disk cache under the keys ``cross_encoder.score_candidates`` reads,
+after checking they belong to ``model`` (its weights' fingerprint); from then on ``score_candidates`` and
+``Pipeline.run`` only score pairs the file does not hold. Nothing is taken on trust: ``check`` re-scores a
+seeded sample, a test runs it, and notebook 05 runs it in front of the reader.
+
+The file holds one row per pair: ``dataset``, ``split``, ``query_id``, ``doc_id`` (strings) and ``logit``
+(float32), plus ``meta`` (JSON: the model's fingerprint, ``max_length``, depth, command, hardware, seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoints
+from .bm25 import BM25
+from .cache import atomic_write, store_rows
+from .cross_encoder import PAIR_CACHE, CrossEncoder, pair_cache_parts, pair_key, score_candidates
+from .data import Dataset, document_text, load_beir, split_validation
+from .models import model_fingerprint
+from .protocol import OUT_OF_DOMAIN
+from .retrieval import dense_run, run_queries
+
+PATH = checkpoints.CHECKPOINTS / "cross-encoder" / "pairs.npz"
+DEPTH = 100  # each first stage's top DEPTH for every query
+
+
+def course_datasets(validation_queries: int = 80, seed: int = 0) -> dict[tuple[str, str], Dataset]:
+    """The query sets notebook 05 reranks, by ``(dataset, split)``: SciFact test, the recipes' validation claims
+    (``split_validation(train, 80, seed=0)``, split name ``train-validation``) and CACM."""
+    validation = split_validation(load_beir("scifact", "train"), n=validation_queries, seed=seed)[1]
+    sets = [load_beir("scifact", "test"), validation, load_beir(OUT_OF_DOMAIN, "test")]
+    return {(ds.name, ds.split): ds for ds in sets}
+
+
+def make(
+    model: CrossEncoder,
+    bi_encoder,
+    datasets: dict | None = None,
+    depth: int = DEPTH,
+    show_progress=None,
+    cache_root=None,
+) -> dict[str, np.ndarray]:
+    """Score (through the disk cache) the pairs of BM25's and ``bi_encoder``'s top ``depth`` for every query of
+    ``datasets`` (default ``course_datasets()``); return the file's arrays."""
+    start = time.perf_counter()
+    rows = []
+    for (name, split), ds in (datasets or course_datasets()).items():
+        bm25 = BM25([document_text(doc) for doc in ds.corpus.values()], list(ds.corpus))
+        runs = [run_queries(bm25, ds, depth), dense_run(bi_encoder, ds, depth)]
+        scores = score_candidates(model, ds, runs, depth, show_progress=show_progress, cache_root=cache_root)
+        rows += [(name, split, q, d, logit) for q in sorted(scores) for d, logit in sorted(scores[q].items())]
+    meta = {
+        "about": f"cross-encoder logits for BM25's and the bi-encoder's top {depth} (see xencoder_lab.pair_scores)",
+        "command": "python -m xencoder_lab.pair_scores",
+        "model": model_fingerprint(model),
+        "max_length": model.max_length,
+        "depth": depth,
+        "pairs": len(rows),
+        "seconds": round(time.perf_counter() - start),
+        "seconds_note": "wall time of this run; pairs already in the disk cache were read back, not scored",
+        "hardware": checkpoints.hardware(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    columns = list(zip(*rows))
+    names = ("dataset", "split", "query_id", "doc_id")
+    return {
+        **{key: np.array(values, dtype=str) for key, values in zip(names, columns)},
+        "logit": np.array(columns[4], dtype=np.float32),
+        "meta": np.array(json.dumps(meta)),
+    }
+
+
+def save(arrays: dict[str, np.ndarray], path: str | Path = PATH, overwrite: bool = False) -> Path:
+    """Write the file (compressed), refusing to replace an existing one unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists: pass overwrite=True (or --overwrite) to replace it.")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    return atomic_write(path, write)
+
+
+def load(path: str | Path = PATH) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a pair-score file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no pair scores at {path}: make them with `python -m xencoder_lab.pair_scores`.")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return json.loads(str(arrays.pop("meta"))), arrays
+
+
+def _belongs_to(meta: dict, model: CrossEncoder, path: Path) -> None:
+    if meta["model"] != model_fingerprint(model) or meta["max_length"] != model.max_length:
+        raise ValueError(
+            f"the pair scores in {path} were made by another cross-encoder (or another max_length) than this one: "
+            "make them again for this model with `python -m xencoder_lab.pair_scores --overwrite`, or score the "
+            "pairs as you go (skip install)."
+        )
+
+
+def _texts(arrays: dict[str, np.ndarray], rows, datasets: dict) -> list[tuple[str, str]]:
+    """(query text, document text) of the given rows, from the datasets they name."""
+    pairs = []
+    for i in rows:
+        ds = datasets[str(arrays["dataset"][i]), str(arrays["split"][i])]
+        pairs.append((ds.queries[str(arrays["query_id"][i])], document_text(ds.corpus[str(arrays["doc_id"][i])])))
+    return pairs
+
+
+def install(model: CrossEncoder, path: str | Path = PATH, datasets: dict | None = None, cache_root=None) -> dict:
+    """Copy the shipped logits into the disk cache for ``model`` (raises if they are another model's); return
+    how many pairs the file holds and how many were new to the cache. ``datasets``: those the file was made
+    from (default ``course_datasets()``)."""
+    path = Path(path)
+    meta, arrays = load(path)
+    _belongs_to(meta, model, path)
+    pairs = _texts(arrays, range(len(arrays["logit"])), datasets or course_datasets())
+    keys = [pair_key(q, d) for q, d in pairs]
+    new = store_rows(PAIR_CACHE, pair_cache_parts(model), keys, arrays["logit"].tolist(), root=cache_root)
+    return {"pairs": len(keys), "new to the cache": new}
+
+
+def check(
+    model: CrossEncoder, n: int = 16, seed: int = 0, path: str | Path = PATH, datasets: dict | None = None
+) -> dict:
+    """Re-score ``n`` seeded random pairs of the file with ``model``; return the largest difference of logits.
+
+    The file is trusted only as far as this number is small (a few 1e-5: the same float32 arithmetic,
+    batched differently).
+    """
+    path = Path(path)
+    meta, arrays = load(path)
+    _belongs_to(meta, model, path)
+    rows = np.random.default_rng(seed).choice(len(arrays["logit"]), size=min(n, len(arrays["logit"])), replace=False)
+    pairs = _texts(arrays, rows, datasets or course_datasets())
+    fresh = model.score([q for q, _ in pairs], [d for _, d in pairs], show_progress=False)  # (n,)
+    return {"pairs checked": len(rows), "largest difference": float(np.abs(fresh - arrays["logit"][rows]).max()),
+            "logit range": [round(float(arrays["logit"].min()), 1), round(float(arrays["logit"].max()), 1)]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .recipes import load_bi_encoder, load_cross_encoder  # the course checkpoints
+
+    parser = argparse.ArgumentParser(description="Score the pairs notebook 05 reranks with the course cross-encoder.")
+    parser.add_argument("--out", type=Path, default=PATH, help=f"file to write (default: {PATH})")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.add_argument("--check", action="store_true", help="re-score a random sample of the file and compare")
+    args = parser.parse_args(argv)
+    model = load_cross_encoder()
+    if args.check:
+        print(check(model, path=args.out))
+        return
+    if args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} exists: pass --overwrite to replace it.")
+    arrays = make(model, load_bi_encoder(), show_progress=True)
+    save(arrays, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {len(arrays['logit'])} pairs")
+
+
+if __name__ == "__main__":
+    main()
