@@ -1,8 +1,10 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
 
-from xencoder_lab.cross_encoder import CrossEncoder, rerank, score_candidates
+from xencoder_lab.cross_encoder import CrossEncoder, group_pairs, rerank, score_candidates, score_groups
 from xencoder_lab.data import document_text
 from xencoder_lab.losses import listwise_loss
 from xencoder_lab.training import train_cross_encoder
@@ -95,6 +97,46 @@ def test_training_lowers_the_loss(toy, loss):
     assert seen == [3, 6] and [e["step"] for e in log if "loss" in e] == [3, 6]
     with pytest.raises(ValueError, match="unknown loss"):
         train_cross_encoder(model, groups, steps=1, loss="hinge", show_progress=False)
+
+
+def test_score_groups_puts_each_groups_pairs_in_its_row(warm, toy):
+    docs = [document_text(doc) for doc in toy.corpus.values()]
+    queries = list(toy.queries.values())
+    groups = [(queries[0], docs[0], [docs[1], docs[2]]), (queries[1], docs[3], [docs[4], docs[5]])]
+    logits = score_groups(warm, groups)
+    assert logits.shape == (2, 3)
+    for row, (q, pos, negs) in zip(logits, groups):
+        np.testing.assert_allclose(row.numpy(), warm.score(q, [pos, *negs]), atol=1e-5)
+    with pytest.raises(ValueError, match="same number of negatives"):
+        group_pairs([(queries[0], docs[0], [docs[1]]), (queries[1], docs[3], [docs[4], docs[5]])])
+
+
+def test_bce_pos_weight_weighs_the_positive(warm, toy):
+    """The logged loss of one step is the weighted BCE of that step's logits, computed by hand."""
+    docs = [document_text(doc) for doc in toy.corpus.values()]
+    group = (next(iter(toy.queries.values())), docs[0], [docs[1], docs[2], docs[3]])
+    base = copy.deepcopy(warm)
+    with torch.no_grad():  # logits near 1 instead of 20 x the cosine: the positive's term is far from 0
+        base.scale.fill_(1.0)
+
+    def first_loss(pos_weight):
+        model = copy.deepcopy(base)
+        log = train_cross_encoder(model, [group], steps=1, groups_per_step=1, lr=0.0, head_lr=0.0, warmup=1,
+                                  loss="bce", pos_weight=pos_weight, log_every=1, show_progress=False)
+        return log[0]["loss"]
+
+    model = copy.deepcopy(base)
+    torch.manual_seed(0)  # the loop seeds dropout with its seed (0) before its first step
+    model.train()
+    with torch.no_grad():
+        z = model(model.tokenize([group[0]] * 4, [group[1], *group[2]]))  # (4,): the positive first
+    log_sigmoid = torch.nn.functional.logsigmoid
+    for p in (None, 3.0):
+        expected = -((p or 1.0) * log_sigmoid(z[0]) + log_sigmoid(-z[1:]).sum()) / 4
+        assert first_loss(p) == pytest.approx(expected.item(), rel=1e-4)
+    assert first_loss(3.0) > first_loss(None) + 0.1  # 2 x (-log sigmoid(z+)) / 4 more
+    with pytest.raises(ValueError, match="pos_weight"):
+        train_cross_encoder(copy.deepcopy(warm), [group], steps=1, pos_weight=3.0, show_progress=False)
 
 
 def test_rerank_reorders_only_the_top(warm, toy):

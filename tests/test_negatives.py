@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from xencoder_lab.negatives import mine_hard_negatives
+from xencoder_lab.data import document_text
+from xencoder_lab.negatives import mine_groups, mine_hard_negatives, mine_negatives
 
 
 def test_never_returns_a_relevant_document_and_respects_the_margin():
@@ -29,3 +30,34 @@ def test_falls_back_to_a_random_negative_and_is_seeded():
 def test_shapes_are_checked():
     with pytest.raises(ValueError):
         mine_hard_negatives(np.zeros((2, 3)), [0], [{0}])
+
+
+def test_mine_negatives_takes_the_best_that_pass_the_margin_without_repeats():
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(0, 1, size=(30, 25))
+    positives = rng.integers(0, 25, size=30).tolist()
+    relevant = [{p, (p + 3) % 25} for p in positives]
+    before = scores.copy()
+    mined = mine_negatives(scores, positives, relevant, n=4)
+    assert np.array_equal(scores, before)  # the caller's scores are not changed
+    for row, pos, rel, negs in zip(scores, positives, relevant, mined):
+        passing = [int(d) for d in np.argsort(-row) if d not in rel and row[d] < 0.95 * row[pos]]
+        if len(passing) >= 4:
+            assert negs == passing[:4]
+    free = mine_negatives(scores, positives, relevant, n=4, margin=None)  # no margin: simply the best non-relevant
+    for row, rel, negs in zip(scores, relevant, free):
+        assert negs == [int(d) for d in np.argsort(-row) if d not in rel][:4]
+
+
+def test_mine_groups_builds_text_groups_without_judged_documents(toy):
+    pairs = [(q, d) for q, judged in toy.qrels.items() for d, grade in judged.items() if grade > 0]
+    doc_ids = list(toy.corpus)
+    scores = np.random.default_rng(0).uniform(size=(len(pairs), len(doc_ids)))
+    groups = mine_groups(toy, pairs, scores, n=3)
+    assert len(groups) == len(pairs)
+    for (q, d), (query, positive, negatives) in zip(pairs, groups):
+        assert query == toy.queries[q] and positive == document_text(toy.corpus[d])
+        judged_texts = {document_text(toy.corpus[j]) for j in toy.qrels[q]}
+        assert len(negatives) == 3 and not judged_texts & set(negatives)
+    with pytest.raises(ValueError, match="need scores"):
+        mine_groups(toy, pairs, scores[:, :-1], n=3)

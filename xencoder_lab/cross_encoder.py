@@ -133,6 +133,33 @@ def pair_key(query: str, doc: str) -> str:
     return query + "\0" + doc
 
 
+def group_pairs(groups: Sequence[tuple[str, str, Sequence[str]]]) -> tuple[list[str], list[str], int]:
+    """Flatten groups ``(query, positive, [negatives])`` into pairs: ``(queries, docs, width)``, each group's
+    positive first, ``width = 1 + negatives`` pairs per group (the same for every group).
+
+    >>> group_pairs([("q1", "p1", ["n1", "n2"]), ("q2", "p2", ["n3", "n4"])])
+    (['q1', 'q1', 'q1', 'q2', 'q2', 'q2'], ['p1', 'n1', 'n2', 'p2', 'n3', 'n4'], 3)
+    """
+    widths = {1 + len(negs) for _, _, negs in groups}
+    if len(widths) != 1:
+        raise ValueError(f"every group needs the same number of negatives, got group widths {sorted(widths)}.")
+    queries = [q for q, _, negs in groups for _ in range(1 + len(negs))]
+    docs = [d for _, pos, negs in groups for d in (pos, *negs)]
+    return queries, docs, widths.pop()
+
+
+def score_groups(model: CrossEncoder, groups: Sequence[tuple[str, str, Sequence[str]]], batch_size: int = 32):
+    """Logits (G, 1 + negatives) of each group's pairs, the positive in column 0, scored by ``model.score``
+    (no gradient, length-sorted batches): what ``losses.listwise_loss`` takes.
+
+    >>> model = CrossEncoder(max_length=32, cosine_scale=20.0)
+    >>> score_groups(model, [("Aspirin prevents heart attacks.", "Aspirin cut heart attacks.", ["Measles."])]).shape
+    torch.Size([1, 2])
+    """
+    queries, docs, width = group_pairs(groups)
+    return torch.from_numpy(model.score(queries, docs, batch_size, show_progress=False)).view(len(groups), width)
+
+
 def score_candidates(
     model: CrossEncoder,
     ds: Dataset,

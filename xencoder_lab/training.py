@@ -271,6 +271,7 @@ def train_cross_encoder(
     head_lr: float = 1e-3,
     warmup: int | None = None,
     loss: str = "listwise",
+    pos_weight: float | None = None,
     seed: int = 0,
     log_every: int = 10,
     evaluate=None,
@@ -282,11 +283,20 @@ def train_cross_encoder(
 
     Each step scores ``groups_per_step`` groups, each its positive and its negatives, and takes
     ``losses.listwise_loss`` over each group (``loss="listwise"``) or ``BCEWithLogitsLoss`` with label 1 for the
-    positive and 0 for the negatives (``loss="bce"``). The new head (and the warm-start scale) learn at
-    ``head_lr``, the encoder's trainable layers at ``lr``. Schedule, logging and evaluation are ``train``'s.
+    positive and 0 for the negatives (``loss="bce"``), averaged over all pairs:
+
+        bce(z, y) = -[p * y * log sigmoid(z) + (1 - y) * log(1 - sigmoid(z))]        (p = ``pos_weight``, 1 if None)
+
+    A group holds 1 positive and n negatives, so plain BCE gives the negatives n times the positive's weight;
+    ``pos_weight=n`` balances the two. The new head (and the warm-start scale) learn at ``head_lr``, the
+    encoder's trainable layers at ``lr``. Schedule, logging and evaluation are ``train``'s.
     """
+    from .cross_encoder import group_pairs
+
     if loss not in ("listwise", "bce"):
         raise ValueError(f"unknown loss {loss!r}: use 'listwise' or 'bce'.")
+    if pos_weight is not None and loss != "bce":
+        raise ValueError(f"pos_weight weighs the positive of a BCE loss, not of loss={loss!r}.")
     rng = random.Random(seed)
     order: list[int] = []
 
@@ -294,15 +304,14 @@ def train_cross_encoder(
         if len(order) < groups_per_step:  # a new pass over the groups, reshuffled
             order.extend(rng.sample(range(len(groups)), len(groups)))
         chosen = [groups[order.pop()] for _ in range(groups_per_step)]
-        width = 1 + len(chosen[0][2])
-        queries = [q for q, _, negs in chosen for _ in range(1 + len(negs))]
-        docs = [d for _, pos, negs in chosen for d in (pos, *negs)]
+        queries, docs, width = group_pairs(chosen)
         logits = model(model.tokenize(queries, docs)).view(len(chosen), width)  # (G, 1 + negatives)
         if loss == "listwise":
             return listwise_loss(logits)
         labels = torch.zeros_like(logits)  # (G, 1 + negatives): 1 for the positive in column 0
         labels[:, 0] = 1.0
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        weight = None if pos_weight is None else torch.tensor(float(pos_weight), device=logits.device)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
 
     head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
