@@ -28,7 +28,8 @@ reproduce: setup
 	  echo "$$nb"; \
 	  XLAB_FAST=0 $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=-1 "$$nb" || exit 1; \
-	done
+	  $(VENV)/bin/jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True "$$nb"; \
+	done  # the second pass keeps a progress bar's last frame only
 
 setup: $(STAMP)
 

@@ -73,7 +73,9 @@ def mine_negatives(
     >>> mine_negatives(scores, positives=[1], relevant=[{1}], n=2, margin=None)
     [[0, 2]]
     """
-    scores = np.array(scores, dtype=float)  # (Q, N), a copy
+    scores = np.array(scores, copy=True)  # (Q, N), a copy in the caller's precision (float32 for embeddings)
+    if not np.issubdtype(scores.dtype, np.floating):
+        scores = scores.astype(float)
     if margin is None:  # the positive at +inf: every other column passes
         scores[np.arange(len(scores)), list(positives)] = np.inf
         margin = 1.0

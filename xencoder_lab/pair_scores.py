@@ -1,7 +1,7 @@
 """The course cross-encoder's logits for every pair notebook 05 reranks, made once and shipped beside it.
 
 Notebook 05 reranks the top 100 of two first stages (BM25 and the fine-tuned bi-encoder) for the 300 SciFact
-test claims, the 80 validation claims the recipes held out and CACM's 52 queries: about 75,000 (claim, abstract)
+test claims, the 80 validation claims the recipes held out and CACM's 52 queries: about 74,000 (claim, abstract)
 pairs, most of an hour on a 2-core CPU before the first table. The pairs are the same for every learner and so
 are their logits (same weights, same texts), so the course scores them once, with the code the notebooks use:
 

@@ -22,14 +22,13 @@ import datetime
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import checkpoints, metrics, protocol
 from .bi_encoder import BiEncoder, encode_corpus
 from .cross_encoder import CrossEncoder, rerank, score_candidates
 from .data import TOY_PATH, document_text, load_beir, split_validation
-from .negatives import mine_hard_negatives
+from .negatives import mine_groups, mine_hard_negatives
 from .retrieval import dense_run
 from .training import freeze_lower_layers, train_bi_encoder, train_cross_encoder, train_query_tower, training_pairs
 
@@ -183,25 +182,13 @@ CROSS_ENCODER = {
 
 def cross_encoder_training_data(bi: BiEncoder, settings: dict):
     """(groups, validation split, the bi-encoder's validation run): for each train claim and relevant abstract,
-    the ``negatives`` best-ranked abstracts the bi-encoder gets wrong (``mine_hard_negatives``, repeated)."""
+    the ``negatives`` best-ranked abstracts the bi-encoder gets wrong (``negatives.mine_groups``)."""
     train, validation = split_validation(
         load_beir(settings["dataset"], "train"), settings["validation_queries"], settings["seed"]
     )
-    doc_ids = list(train.corpus)
-    column = {doc_id: i for i, doc_id in enumerate(doc_ids)}
     judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
     scores = bi.encode_queries([train.queries[q] for q, _ in judged]) @ encode_corpus(bi, train).T  # (P, N)
-    positives = [column[d] for _, d in judged]
-    relevant = [{column[d] for d in train.qrels[q]} for q, _ in judged]
-    chosen = []
-    for _ in range(settings["negatives"]):  # the best remaining candidate, one round at a time
-        picked = mine_hard_negatives(scores, positives, relevant, depth=1, margin=settings["negative_margin"])
-        chosen.append(picked)
-        scores[np.arange(len(picked)), picked] = -np.inf
-    groups = [
-        (train.queries[q], document_text(train.corpus[d]), [document_text(train.corpus[doc_ids[c[i]]]) for c in chosen])
-        for i, (q, d) in enumerate(judged)
-    ]
+    groups = mine_groups(train, judged, scores, settings["negatives"], settings["negative_margin"])
     return groups, validation, dense_run(bi, validation, k=settings["rerank_depth"])
 
 
