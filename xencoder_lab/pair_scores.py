@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import time
 from pathlib import Path
@@ -40,9 +41,11 @@ PATH = checkpoints.CHECKPOINTS / "cross-encoder" / "pairs.npz"
 DEPTH = 100  # each first stage's top DEPTH for every query
 
 
+@functools.lru_cache(maxsize=1)
 def course_datasets(validation_queries: int = 80, seed: int = 0) -> dict[tuple[str, str], Dataset]:
     """The query sets notebook 05 reranks, by ``(dataset, split)``: SciFact test, the recipes' validation claims
-    (``split_validation(train, 80, seed=0)``, split name ``train-validation``) and CACM."""
+    (``split_validation(train, 80, seed=0)``, split name ``train-validation``) and CACM. Loaded once per
+    process (``install`` and ``check`` both read them); treat them as read-only."""
     validation = split_validation(load_beir("scifact", "train"), n=validation_queries, seed=seed)[1]
     sets = [load_beir("scifact", "test"), validation, load_beir(OUT_OF_DOMAIN, "test")]
     return {(ds.name, ds.split): ds for ds in sets}
