@@ -40,8 +40,10 @@ def _run(args, cwd, env=None, timeout=1800) -> str:
 
 
 def _course_files() -> set[str]:
-    """The files the wheel must carry, the checkpoints and the toy set in ``data/``, as paths inside the wheel."""
-    files = [p for p in (ROOT / "data" / "checkpoints").glob("*/*") if not p.parent.name.endswith(".previous")]
+    """The files the wheel must carry, the checkpoints and the toy set in ``data/``, as paths inside the wheel.
+    The corpus embeddings stay out: a course convenience for the notebooks, which live in the repository."""
+    files = [p for p in (ROOT / "data" / "checkpoints").glob("*/*")
+             if not p.parent.name.endswith(".previous") and p.name != "corpus_embeddings.npz"]
     files += [p for p in (ROOT / "data" / "toy").rglob("*") if p.is_file()]
     return {"xencoder_lab/_data/" + p.relative_to(ROOT / "data").as_posix() for p in files}
 

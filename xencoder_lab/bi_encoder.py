@@ -185,6 +185,24 @@ class BiEncoder(torch.nn.Module):
         return q_emb @ d_emb.T  # (Q, N)
 
 
+CORPUS_CACHE = "corpus_embeddings"  # the disk-cache namespace of ``encode_corpus``
+
+
+def corpus_cache_parts(model: BiEncoder, ds: Dataset) -> dict:
+    """What ``encode_corpus`` keys its cache entry by: the document tower's weight fingerprint, the dataset's
+    name, a digest of its document ids and texts, and the settings that change an embedding."""
+    ids = list(ds.corpus)
+    texts = [document_text(ds.corpus[doc_id]) for doc_id in ids]
+    return {
+        "model": model_fingerprint(model.doc_tower),
+        "dataset": ds.name,
+        "docs": hashlib.sha256(json.dumps([ids, texts]).encode()).hexdigest()[:16],
+        "pooling": model.pooling,
+        "max_length": model.max_length,
+        "normalize": model.normalize,
+    }
+
+
 def encode_corpus(
     model: BiEncoder,
     ds: Dataset,
@@ -194,10 +212,9 @@ def encode_corpus(
 ) -> np.ndarray:
     """Embeddings (N, D) of ``ds.corpus`` in corpus order, computed once and then read from the disk cache.
 
-    The key holds the document tower's weight fingerprint, the dataset, a digest of the document ids and
-    texts, and the settings, so a fine-tuned model or a changed corpus never gets stale embeddings. Empty
-    documents (no title, no text) are embedded too, as sentence-transformers would, with a warning that
-    counts them.
+    The key (``corpus_cache_parts``) holds the document tower's weights and the corpus itself, so a fine-tuned
+    model or a changed corpus never gets stale embeddings. Empty documents (no title, no text) are embedded too,
+    as sentence-transformers would, with a warning that counts them.
     """
     ids = list(ds.corpus)
     texts = [document_text(ds.corpus[doc_id]) for doc_id in ids]
@@ -208,17 +225,8 @@ def encode_corpus(
             "embedded from [CLS] and [SEP] alone and rank low for every query.",
             stacklevel=2,
         )
-    digest = hashlib.sha256(json.dumps([ids, texts]).encode()).hexdigest()[:16]
-    parts = {
-        "model": model_fingerprint(model.doc_tower),
-        "dataset": ds.name,
-        "docs": digest,
-        "pooling": model.pooling,
-        "max_length": model.max_length,
-        "normalize": model.normalize,
-    }
 
     def compute() -> np.ndarray:
         return model.encode_documents(texts, batch_size, show_progress)
 
-    return load_or_compute("corpus_embeddings", parts, compute, root=cache_root)
+    return load_or_compute(CORPUS_CACHE, corpus_cache_parts(model, ds), compute, root=cache_root)

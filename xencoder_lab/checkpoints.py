@@ -25,6 +25,7 @@ False
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -151,6 +152,44 @@ def load_weights(module: torch.nn.Module, folder: str | os.PathLike) -> torch.nn
         for name, tensor in stored.items():
             state[name].copy_(tensor.to(state[name].dtype))
     return module
+
+
+def save_arrays(arrays: dict[str, np.ndarray], path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write a course artifact made beside a checkpoint (e.g. ``pair_scores``): named arrays, a JSON ``meta``
+    among them, in one compressed ``.npz``. An existing file is replaced only with ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists: pass overwrite=True (or --overwrite) to replace it.")
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+    return atomic_write(path, write)
+
+
+def load_arrays(path: str | os.PathLike, command: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a file ``save_arrays`` wrote; a missing file's error names the ``command`` that
+    makes it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"nothing at {path}: make it with `{command}`.")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    return json.loads(str(arrays.pop("meta"))), arrays
+
+
+def artifact_arguments(argv: list[str] | None, description: str, path: Path, check: str) -> argparse.Namespace:
+    """The command line of a course artifact's maker (``--out``, ``--overwrite``, ``--check``); exits with a clear
+    message if ``--out`` exists and neither ``--overwrite`` nor ``--check`` is given."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=path, help=f"file to write (default: {path})")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.add_argument("--check", action="store_true", help=check)
+    args = parser.parse_args(argv)
+    if not args.check and args.out.exists() and not args.overwrite:
+        parser.error(f"{args.out} exists: pass --overwrite to replace it.")
+    return args
 
 
 def write_manifest(folder: str | os.PathLike, manifest: dict) -> None:

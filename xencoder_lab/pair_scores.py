@@ -19,7 +19,6 @@ The file holds one row per pair: ``dataset``, ``split``, ``query_id``, ``doc_id`
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import functools
 import json
@@ -30,7 +29,7 @@ import numpy as np
 
 from . import checkpoints
 from .bm25 import BM25
-from .cache import atomic_write, store_rows
+from .cache import store_rows
 from .cross_encoder import PAIR_CACHE, CrossEncoder, pair_cache_parts, pair_key, score_candidates
 from .data import Dataset, document_text, load_beir, split_validation
 from .models import model_fingerprint
@@ -91,25 +90,12 @@ def make(
 
 def save(arrays: dict[str, np.ndarray], path: str | Path = PATH, overwrite: bool = False) -> Path:
     """Write the file (compressed), refusing to replace an existing one unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists: pass overwrite=True (or --overwrite) to replace it.")
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-
-    return atomic_write(path, write)
+    return checkpoints.save_arrays(arrays, path, overwrite)
 
 
 def load(path: str | Path = PATH) -> tuple[dict, dict[str, np.ndarray]]:
     """``(meta, arrays)`` of a pair-score file."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no pair scores at {path}: make them with `python -m xencoder_lab.pair_scores`.")
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
-    return json.loads(str(arrays.pop("meta"))), arrays
+    return checkpoints.load_arrays(path, "python -m xencoder_lab.pair_scores")
 
 
 def _belongs_to(meta: dict, model: CrossEncoder, path: Path) -> None:
@@ -164,17 +150,12 @@ def check(
 def main(argv: list[str] | None = None) -> None:
     from .recipes import load_bi_encoder, load_cross_encoder  # the course checkpoints
 
-    parser = argparse.ArgumentParser(description="Score the pairs notebook 05 reranks with the course cross-encoder.")
-    parser.add_argument("--out", type=Path, default=PATH, help=f"file to write (default: {PATH})")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    parser.add_argument("--check", action="store_true", help="re-score a random sample of the file and compare")
-    args = parser.parse_args(argv)
+    args = checkpoints.artifact_arguments(argv, "Score the pairs notebook 05 reranks with the course cross-encoder.",
+                                          PATH, "re-score a random sample of the file and compare")
     model = load_cross_encoder()
     if args.check:
         print(check(model, path=args.out))
         return
-    if args.out.exists() and not args.overwrite:
-        parser.error(f"{args.out} exists: pass --overwrite to replace it.")
     arrays = make(model, load_bi_encoder(), show_progress=True)
     save(arrays, args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(arrays['logit'])} pairs")

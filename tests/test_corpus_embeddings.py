@@ -1,0 +1,74 @@
+"""The shipped corpus embeddings: made by ``encode_corpus``, served from the cache to the right model only, and
+verified against the committed checkpoints."""
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from xencoder_lab import corpus_embeddings
+from xencoder_lab.bi_encoder import BiEncoder, encode_corpus
+from xencoder_lab.recipes import load_bi_encoder
+
+
+def test_made_installed_and_served_without_encoding(tmp_path, toy, small_bi_encoder, monkeypatch):
+    arrays = corpus_embeddings.make({"small": small_bi_encoder}, toy, cache_root=tmp_path / "maker")
+    path = corpus_embeddings.save(arrays, tmp_path / "corpus.npz")
+    meta, stored = corpus_embeddings.load(path)
+    assert stored["small"].shape == (len(toy.corpus), 384) and stored["small"].dtype == np.float32
+    assert 0.0 < meta["ndcg@10 on toy test"]["small"] <= 1.0
+
+    cache = tmp_path / "learner"
+    assert corpus_embeddings.install(small_bi_encoder, toy, path, cache_root=cache)["new to the cache"] is True
+    assert corpus_embeddings.install(small_bi_encoder, toy, path, cache_root=cache)["new to the cache"] is False
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a shipped corpus was embedded again")
+
+    served_by = copy.deepcopy(small_bi_encoder)
+    monkeypatch.setattr(served_by, "encode_documents", no_encoding)
+    np.testing.assert_array_equal(encode_corpus(served_by, toy, cache_root=cache), stored["small"])
+
+
+def test_another_model_or_corpus_is_refused_and_check_finds_a_wrong_vector(tmp_path, toy, small_bi_encoder):
+    arrays = corpus_embeddings.make({"small": small_bi_encoder}, toy, cache_root=tmp_path)
+    path = corpus_embeddings.save(arrays, tmp_path / "corpus.npz")
+    assert corpus_embeddings.check(small_bi_encoder, toy, n=100, path=path)["largest difference"] < 1e-5
+
+    other = copy.deepcopy(small_bi_encoder)
+    with torch.no_grad():
+        next(other.doc_tower.parameters()).add_(0.01)
+    shorter = dataclasses.replace(toy, corpus=dict(list(toy.corpus.items())[:-1]))
+    for model, ds in ((other, toy), (BiEncoder(max_length=64), toy), (small_bi_encoder, shorter)):
+        with pytest.raises(ValueError, match="no embeddings of this corpus"):
+            corpus_embeddings.install(model, ds, path, cache_root=tmp_path / "learner")
+
+    arrays["small"] = arrays["small"] + np.float32(0.25)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        corpus_embeddings.save(arrays, path)
+    corpus_embeddings.save(arrays, path, overwrite=True)
+    assert corpus_embeddings.check(small_bi_encoder, toy, n=100, path=path)["largest difference"] == pytest.approx(0.25)
+
+
+def test_a_missing_file_says_how_to_make_it(tmp_path, toy, small_bi_encoder):
+    with pytest.raises(FileNotFoundError, match="python -m xencoder_lab.corpus_embeddings"):
+        corpus_embeddings.install(small_bi_encoder, toy, tmp_path / "nothing.npz")
+
+
+def test_the_shipped_file_is_the_course_bi_encoders(scifact_test):
+    """The committed embeddings re-embed the same with the base model and the committed checkpoint."""
+    meta, arrays = corpus_embeddings.load()
+    assert set(meta["entries"]) == {"zero-shot", "fine-tuned"}
+    for model in (BiEncoder(), load_bi_encoder(device="cpu"), load_bi_encoder("query-tower", device="cpu")):
+        assert corpus_embeddings.check(model, scifact_test, n=12, seed=1)["largest difference"] < 1e-4
+
+
+def test_the_command_never_replaces_a_file_unasked(tmp_path, capsys):
+    existing = tmp_path / "corpus.npz"
+    existing.write_bytes(b"a learner's file")
+    with pytest.raises(SystemExit):
+        corpus_embeddings.main(["--out", str(existing)])
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert existing.read_bytes() == b"a learner's file"

@@ -1,0 +1,136 @@
+"""SciFact's corpus as the course's bi-encoders embed it, made once and shipped beside the bi-encoder checkpoint
+(notebook 03 checks it; 04 and 05 use it).
+
+Embedding SciFact's 5,183 abstracts takes about 4 minutes per model on a 2-core CPU, and notebooks 03-05 need
+two models' embeddings: the base model's (the zero-shot bi-encoder, and the frozen document tower of the query
+tower) and the fine-tuned bi-encoder's. Notebook 02 shows the encoding itself; after it, a learner who opens any
+later notebook on a fresh machine should not wait 8 minutes for a table. The embeddings are the same for every
+learner (same weights, same texts), so the course makes them once, with ``bi_encoder.encode_corpus``:
+
+    python -m xencoder_lab.corpus_embeddings            # writes data/checkpoints/bi-encoder/corpus_embeddings.npz
+    python -m xencoder_lab.corpus_embeddings --check    # re-embeds a random sample and compares
+
+They are stored as computed, in float32 (16 MB). Half that in float16 was tried and measured: rounding each
+component to 2^-12 of its size moved the zero-shot nDCG@10 on SciFact test from 0.6497 to 0.6507, enough to change
+a figure the notebooks print; the file's ``meta`` records the nDCG@10 of the stored embeddings.
+
+``install(model, ds)`` puts a model's embeddings into the disk cache under the key ``encode_corpus`` reads
+(``bi_encoder.corpus_cache_parts``: the document tower's weights, the corpus's ids and texts, the settings), so an
+entry can only ever serve the model and corpus it was made from. ``check`` re-embeds a seeded sample; a test runs
+it, and the notebooks run it in front of the reader.
+
+The file holds one float32 array (N, D) per model, named ``zero-shot`` and ``fine-tuned``, and ``meta`` (JSON:
+each array's cache parts, the command, the hardware, the seconds, the quality check).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoints, metrics
+from .bi_encoder import CORPUS_CACHE, BiEncoder, corpus_cache_parts, encode_corpus
+from .cache import store
+from .data import Dataset, document_text, load_beir
+from .retrieval import DenseRetriever
+
+PATH = checkpoints.CHECKPOINTS / "bi-encoder" / "corpus_embeddings.npz"
+COMMAND = "python -m xencoder_lab.corpus_embeddings"
+
+
+def make(models: dict[str, BiEncoder], test: Dataset, show_progress=None, cache_root=None) -> dict[str, np.ndarray]:
+    """Embed (through the disk cache) ``test``'s corpus with each of ``models`` (name -> model); return the file's
+    arrays, with the nDCG@10 of each model's embeddings on ``test``'s queries in ``meta``."""
+    start = time.perf_counter()
+    arrays, entries, quality = {}, {}, {}
+    for name, model in models.items():
+        d_emb = encode_corpus(model, test, show_progress=show_progress, cache_root=cache_root)  # (N, D) float32
+        arrays[name] = d_emb
+        entries[name] = corpus_cache_parts(model, test)
+        q_emb = model.encode_queries(list(test.queries.values()))  # (Q, D)
+        quality[name] = metrics.evaluate(_run(d_emb, q_emb, test), test.qrels, ["ndcg@10"])["ndcg@10"]
+    meta = {
+        "about": f"{test.name}'s corpus embedded by the course bi-encoders (see xencoder_lab.corpus_embeddings)",
+        "command": COMMAND,
+        "entries": entries,
+        f"ndcg@10 on {test.name} {test.split}": quality,
+        "seconds": round(time.perf_counter() - start),
+        "seconds_note": "wall time of this run; embeddings already in the disk cache were read back, not computed",
+        "hardware": checkpoints.hardware(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return {**arrays, "meta": np.array(json.dumps(meta))}
+
+
+def _run(d_emb: np.ndarray, q_emb: np.ndarray, ds: Dataset, k: int = 10) -> dict[str, list[str]]:
+    ids, _ = DenseRetriever(d_emb, list(ds.corpus)).search(q_emb, k=k)
+    return dict(zip(ds.queries, ids))
+
+
+def save(arrays: dict[str, np.ndarray], path: str | Path = PATH, overwrite: bool = False) -> Path:
+    """Write the file (compressed), refusing to replace an existing one unless ``overwrite``."""
+    return checkpoints.save_arrays(arrays, path, overwrite)
+
+
+def load(path: str | Path = PATH) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of a corpus-embeddings file."""
+    return checkpoints.load_arrays(path, COMMAND)
+
+
+def _entry(meta: dict, model: BiEncoder, ds: Dataset, path: Path) -> str:
+    """The name of the array made by ``model``'s document tower from ``ds``'s corpus, or a clear error."""
+    parts = corpus_cache_parts(model, ds)
+    for name, made_from in meta["entries"].items():
+        if made_from == parts:
+            return name
+    raise ValueError(
+        f"{path} holds no embeddings of this corpus ({ds.name}) by this document tower with these settings "
+        f"(it holds {', '.join(meta['entries'])}): let encode_corpus compute them (skip install), or make the file "
+        f"again for your models with `{COMMAND} --overwrite`."
+    )
+
+
+def install(model: BiEncoder, ds: Dataset, path: str | Path = PATH, cache_root=None) -> dict:
+    """Put the shipped embeddings of ``ds``'s corpus by ``model``'s document tower into the disk cache, where
+    ``encode_corpus`` finds them (raises if the file holds none for this model and corpus)."""
+    path = Path(path)
+    meta, arrays = load(path)
+    name = _entry(meta, model, ds, path)
+    new = store(CORPUS_CACHE, corpus_cache_parts(model, ds), arrays[name], root=cache_root)
+    return {"embeddings": name, "documents": len(arrays[name]), "new to the cache": new}
+
+
+def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str | Path = PATH) -> dict:
+    """Re-embed ``n`` seeded random documents of ``ds`` with ``model``; return the largest difference from the
+    stored embeddings (a few 1e-7: the same float32 arithmetic, batched differently)."""
+    path = Path(path)
+    meta, arrays = load(path)
+    stored = arrays[_entry(meta, model, ds, path)]  # (N, D)
+    ids = list(ds.corpus)
+    rows = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
+    fresh = model.encode_documents([document_text(ds.corpus[ids[r]]) for r in rows], show_progress=False)  # (n, D)
+    return {"documents checked": len(rows), "largest difference": float(np.abs(fresh - stored[rows]).max())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .recipes import load_bi_encoder  # the course checkpoint
+
+    args = checkpoints.artifact_arguments(argv, "Embed SciFact's corpus with the course bi-encoders.", PATH,
+                                          "re-embed a random sample of the file and compare")
+    models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder()}
+    test = load_beir("scifact", "test")
+    if args.check:
+        for model in models.values():
+            print(check(model, test, path=args.out))
+        return
+    arrays = make(models, test, show_progress=True)
+    save(arrays, args.out, overwrite=args.overwrite)
+    print(f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in arrays.items() if k != 'meta')}")
+
+
+if __name__ == "__main__":
+    main()
