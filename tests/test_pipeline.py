@@ -1,6 +1,7 @@
 import pytest
 
 from xencoder_lab import bi_encoder as bi_encoder_module
+from xencoder_lab.cache import ScoreCache
 from xencoder_lab.pipeline import Pipeline
 
 
@@ -58,6 +59,8 @@ def test_bad_input(toy):
         pipe.search("aspirin", k1=100, k2=10)
     with pytest.raises(ValueError, match="unknown first stage 'faiss'"):
         Pipeline(toy, first_stage="faiss")
+    with pytest.raises(ValueError, match="score_cache needs a reranker"):
+        Pipeline(toy, first_stage="bm25", score_cache=ScoreCache(10))
 
 
 def test_fusion_interpolates_the_two_stages(toy, reranker):
@@ -78,3 +81,21 @@ def test_fusion_interpolates_the_two_stages(toy, reranker):
         Pipeline(toy, "bm25", reranker, fusion=1.5)
     with pytest.raises(ValueError, match="fusion needs a reranker"):
         Pipeline(toy, "bm25", fusion=0.5)
+
+
+def test_score_cache_changes_no_result_and_scores_each_pair_once(toy, reranker, monkeypatch):
+    plain, cached = Pipeline(toy, "bm25", reranker), Pipeline(toy, "bm25", reranker, score_cache=ScoreCache(100))
+    queries = [toy.queries[q] for q in ("q5", "q1", "q5", "q3", "q1")]
+    for query, k1 in zip(queries, (5, 8, 8, 6, 8)):  # q5 again with more candidates: only the new ones scored
+        expected, got = plain.search(query, k1=k1, k2=4), cached.search(query, k1=k1, k2=4)
+        assert got.ids == expected.ids and got.first_stage_ids == expected.first_stage_ids
+        assert got.scores == pytest.approx(expected.scores, abs=1e-4)  # float32 noise: misses padded with others
+    assert cached.score_cache.info()["hits"] == 5 + 8 and cached.score_cache.info()["misses"] == 5 + 8 + 3 + 6
+
+    expected, scored, original = plain.search(toy.queries["q3"], k1=7, k2=4), [], reranker.score
+    monkeypatch.setattr(reranker, "score", lambda query, docs, **kw: scored.append(len(docs)) or original(query, docs))
+    assert cached.search(toy.queries["q3"], k1=7, k2=4).ids == expected.ids
+    assert scored == [1]  # six of the seven pairs were kept from the first time
+    monkeypatch.setattr(reranker, "score", lambda *a, **k: pytest.fail("a repeated query was scored again"))
+    again = cached.search(toy.queries["q3"], k1=7, k2=4)
+    assert again.ids == expected.ids and again.scores == pytest.approx(expected.scores, abs=1e-4)

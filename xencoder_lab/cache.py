@@ -1,4 +1,5 @@
-"""Keep expensive, deterministic results on disk: computed once per machine (built in notebook 01).
+"""Keep expensive, deterministic results on disk: computed once per machine (built in notebook 01); and a
+bounded in-memory LRU of cross-encoder scores for a server, ``ScoreCache`` (built in notebook 06).
 
 Corpus embeddings or cross-encoder scores take minutes on a laptop CPU, and are the same every time for
 the same model, data and settings. So each result is stored under a key made from exactly those things:
@@ -27,6 +28,8 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -230,3 +233,85 @@ def _write_rows(path: Path, stored: dict[str, float], parts: dict[str, Any]) -> 
 
     atomic_write(path, write)
     atomic_write(path.with_suffix(".parts.json"), lambda tmp: tmp.write_text(json.dumps(parts, default=str)))
+
+
+class ScoreCache:
+    """An in-memory LRU of cross-encoder scores, shared by the threads of one server (built in notebook 06).
+
+    A key is a pair's text (``cross_encoder.pair_key(query, doc)``), kept as its sha256 (the first 128 bits, as in
+    ``load_or_compute_rows``: an entry stays small however long the abstract). Not ``hash((query, doc))``, as the
+    syllabus's ``CachedCrossEncoder`` has it: that is salted per process for strings, so a key means nothing to
+    another worker or after a restart; and it is 64 bits kept in place of the texts, so two pairs whose hashes
+    collide silently get each other's score.
+
+    At most ``maxsize`` scores are kept. Each key of a call counts as a hit or a miss and becomes the most recently
+    used, in the call's order; adding one past the bound drops the least recently used, exactly as
+    ``functools.lru_cache(maxsize)`` does key by key (when a call has at most ``maxsize`` distinct keys).
+    ``compute(rows)``, as in ``load_or_compute_rows``, scores the first position of each missing key, once per
+    call and outside the lock: other threads' hits do not wait for the model. One cache holds one model's scores.
+
+    >>> cache = ScoreCache(maxsize=2)
+    >>> def score(keys):  # a stand-in for the model: a key's score is its length
+    ...     return cache.get_many(keys, lambda rows: [float(len(keys[i])) for i in rows]).tolist()
+    >>> score(["a", "bb", "a"])  # "a" twice: a miss, then a hit
+    [1.0, 2.0, 1.0]
+    >>> score(["ccc", "a"])      # "ccc" drops "bb", the least recently used
+    [3.0, 1.0]
+    >>> cache.info()
+    {'hits': 2, 'misses': 3, 'size': 2, 'maxsize': 2}
+    """
+
+    def __init__(self, maxsize: int = 100_000):
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int (a number of scores), got {maxsize!r}.")
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {maxsize} (for no cache, pass score_cache=None).")
+        self.maxsize = maxsize
+        self._scores: OrderedDict[str, float] = OrderedDict()  # digest -> score, least recently used first
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get_many(self, keys: Sequence[str], compute: Callable[[list[int]], Sequence[float]]) -> np.ndarray:
+        """Scores (n,) for ``keys``; ``compute(rows)`` gives those of ``keys[i] for i in rows``, the ones not kept."""
+        if isinstance(keys, str):
+            raise TypeError("keys must be a sequence of keys, not one string.")
+        digests = [_digest(key) for key in keys]
+        found, first = {}, {}  # digest -> kept score; digest -> first row of a key to compute
+        with self._lock:
+            for i, digest in enumerate(digests):
+                if digest in self._scores:
+                    self._scores.move_to_end(digest)
+                    found[digest] = self._scores[digest]
+                    self.hits += 1
+                elif digest in first:  # missed earlier in this call: lru_cache would hold it by now
+                    self.hits += 1
+                else:
+                    first[digest] = i
+                    self.misses += 1
+                    while self._scores and len(self._scores) + len(first) > self.maxsize:
+                        self._scores.popitem(last=False)  # make room now, where lru_cache would drop one
+        if first:
+            values = np.asarray(compute(list(first.values())), dtype=np.float32).reshape(-1)  # (M,)
+            if len(values) != len(first):
+                raise ValueError(f"compute returned {len(values)} values for {len(first)} rows.")
+            found.update(zip(first, values.tolist()))
+            with self._lock:
+                for digest in digests:  # in the call's order, so its last key ends most recently used
+                    if digest in first:
+                        self._scores[digest] = found[digest]
+                    if digest in self._scores:
+                        self._scores.move_to_end(digest)
+                while len(self._scores) > self.maxsize:  # other threads may have added keys meanwhile
+                    self._scores.popitem(last=False)
+        return np.array([found[digest] for digest in digests], dtype=np.float32)
+
+    def info(self) -> dict[str, int]:
+        """Hits and misses so far, scores kept now, and the bound."""
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "size": len(self._scores), "maxsize": self.maxsize}
+
+    def clear(self) -> None:
+        """Forget every score and reset the counts."""
+        with self._lock:
+            self._scores.clear()
+            self.hits = self.misses = 0

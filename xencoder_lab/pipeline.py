@@ -10,6 +10,11 @@ encoding (or a BM25 scoring), one search and ``k1`` cross-encoder pairs. ``searc
 With ``fusion=a`` the final order is not the cross-encoder's alone but an interpolation of both stages' scores
 (``fuse``): a reranker trained on one collection keeps what the first stage knows about another.
 
+With a ``score_cache`` (``cache.ScoreCache``, notebook 06) ``search`` looks each (query, document) pair up in
+memory first and sends only the pairs it has not kept to the cross-encoder: a repeated query costs its first
+stage alone. The scores are those the reranker gives without the cache, to float32 noise (about 1e-5: a pair
+scored among other pairs is padded to another length), as with ``run``'s disk cache.
+
 >>> from xencoder_lab.data import TOY_PATH, load_beir
 >>> toy = load_beir("toy", path=TOY_PATH)
 >>> result = Pipeline(toy, first_stage="bm25").search("Does aspirin prevent heart attacks?", k1=5, k2=2)
@@ -21,11 +26,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import numpy as np
 
 from .bi_encoder import BiEncoder
 from .bm25 import BM25
-from .cross_encoder import CrossEncoder, rerank, score_candidates
+from .cache import ScoreCache
+from .cross_encoder import CrossEncoder, pair_key, rerank, score_candidates
 from .data import Dataset, document_text
 from .retrieval import DenseSearcher
 
@@ -68,7 +76,8 @@ class Pipeline:
 
     ``search`` answers one query and times each stage; ``run`` ranks every query of ``ds`` for evaluation.
     Both go through the same first stage (``first_stage.search``: texts in, ids and scores out) and the same
-    ``cross_encoder.rerank``; ``run`` scores its pairs through the disk cache (``score_candidates``).
+    ``cross_encoder.rerank``; ``run`` scores its pairs through the disk cache (``score_candidates``), ``search``
+    through ``score_cache`` when given one (the reranker's scores kept in memory, see the module docstring).
     """
 
     def __init__(
@@ -77,14 +86,17 @@ class Pipeline:
         first_stage: str | BiEncoder = "bm25",
         reranker: CrossEncoder | None = None,
         fusion: float | None = None,
+        score_cache: ScoreCache | None = None,
     ):
+        if score_cache is not None and reranker is None:
+            raise ValueError("score_cache needs a reranker: it keeps the reranker's scores.")
         if fusion is not None and reranker is None:
             raise ValueError("fusion needs a reranker: it interpolates the reranker's scores with the first stage's.")
         if fusion is not None:
             fuse({"d": 0.0}, {"d": 0.0}, fusion)  # checks the weight now rather than at the first query
         self.ds, self.fusion = ds, fusion
         self.texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
-        self.reranker = reranker
+        self.reranker, self.score_cache = reranker, score_cache
         if isinstance(first_stage, BiEncoder):
             self.first_stage = DenseSearcher(first_stage, ds)  # the corpus embedded once, from the cache
         elif first_stage == "bm25":
@@ -105,12 +117,20 @@ class Pipeline:
         if self.reranker is None:
             top, top_scores = first[:k2], [first_scores[d] for d in first[:k2]]
         else:
-            logits = self.reranker.score(query, [self.texts[d] for d in first])  # (k1,)
+            logits = self._logits(query, [self.texts[d] for d in first])  # (k1,)
             scores_q = self._final(first_scores, dict(zip(first, logits.tolist())))
             top = rerank({"q": first}, {"q": scores_q}, depth=k1)["q"][:k2]
             top_scores = [scores_q[d] for d in top]
         end = time.perf_counter()
         return Result(top, top_scores, first, {"first_stage": middle - start, "rerank": end - middle})
+
+    def _logits(self, query: str, docs: Sequence[str]) -> np.ndarray:
+        """The reranker's logits (k1,) for one query's candidates; with a score cache, only the pairs it lacks
+        are scored."""
+        if self.score_cache is None:
+            return self.reranker.score(query, docs)
+        keys = [pair_key(query, doc) for doc in docs]
+        return self.score_cache.get_many(keys, lambda rows: self.reranker.score(query, [docs[i] for i in rows]))
 
     def _final(self, first: Mapping[str, float], logits: Mapping[str, float]) -> Mapping[str, float]:
         """One query's final scores: the reranker's logits, or their fusion with the first stage's scores."""
