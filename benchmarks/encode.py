@@ -2,6 +2,7 @@
 
     python benchmarks/encode.py                      # the SciFact corpus (5,183 abstracts), 3 rounds
     python benchmarks/encode.py --docs 1000 --rounds 5
+    python benchmarks/encode.py --docs 1000 --onnx   # also ours in ONNX Runtime, float32 and int8 (notebook 06)
 
 Both encode the same texts with all-MiniLM-L6-v2, mean pooling, normalised, at the same maximum length,
 batch size and number of threads. Rounds alternate which one goes first, in one process, so a change in the
@@ -23,6 +24,7 @@ from sentence_transformers import SentenceTransformer
 from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.data import document_text, load_beir
 from xencoder_lab.models import resolve_model
+from xencoder_lab.runtime import PRECISIONS, accelerate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # alternate.py, beside this file
 from alternate import alternate  # noqa: E402
@@ -35,6 +37,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--onnx", action="store_true", help="also ours in ONNX Runtime, float32 and int8 (notebook 06)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -49,6 +52,11 @@ def main(argv=None):
             t, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
         ),
     }
+    if args.onnx:
+        for precision in PRECISIONS:
+            fast = accelerate(ours, precision)
+            systems[f"onnx {precision}"] = (
+                lambda t, m=fast: m.encode_documents(t, batch_size=args.batch_size, show_progress=False))
     rates, memory, embeddings = alternate(systems, texts, args.rounds, "docs")
 
     cosine = (embeddings["xencoder_lab"] * embeddings["sentence-transformers"]).sum(1).min()
@@ -59,6 +67,12 @@ def main(argv=None):
     for name in systems:
         print(f"{name:22} median {statistics.median(rates[name]):7.1f} docs/s, peak +{max(memory[name]):.0f} MB")
     print(f"ratio xencoder_lab / sentence-transformers: {ratio:.3f} (median of per-round ratios)")
+    for name in systems:
+        if name.startswith("onnx"):
+            faster = statistics.median(a / b for a, b in zip(rates[name], rates["sentence-transformers"]))
+            agree = (embeddings[name] * embeddings["sentence-transformers"]).sum(1)
+            print(f"ratio {name} / sentence-transformers: {faster:.3f}; cosine to its fp32 embeddings: "
+                  f"min {agree.min():.4f}, mean {agree.mean():.4f}")
     return ratio
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/rerank.py                      # 10 SciFact claims x 30 abstracts = 300 pairs, 3 rounds
     python benchmarks/rerank.py --queries 20 --docs 50 --rounds 5
+    python benchmarks/rerank.py --onnx               # also ours in ONNX Runtime, float32 and int8 (notebook 06)
 
 Ours is the course checkpoint (``recipes.load_cross_encoder``) scored with ``CrossEncoder.score``. Theirs is
 ``sentence_transformers.CrossEncoder.predict`` on the same weights: the checkpoint exported to a temporary
@@ -44,6 +45,7 @@ from sentence_transformers import CrossEncoder as STCrossEncoder
 from xencoder_lab.data import document_text, load_beir
 from xencoder_lab.export import to_sentence_transformers
 from xencoder_lab.recipes import load_cross_encoder
+from xencoder_lab.runtime import PRECISIONS, accelerate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # alternate.py, beside this file
 from alternate import alternate  # noqa: E402
@@ -66,6 +68,7 @@ def main(argv=None):
     parser.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's (256)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--onnx", action="store_true", help="also ours in ONNX Runtime, float32 and int8 (notebook 06)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -99,6 +102,12 @@ def main(argv=None):
             ),
             "sentence-transformers": lambda p: theirs.predict(p, batch_size=args.batch_size, show_progress_bar=False),
         }
+        if args.onnx:
+            for precision in PRECISIONS:
+                fast = accelerate(ours, precision)
+                systems[f"onnx {precision}"] = lambda p, m=fast: m.score(
+                    [q for q, _ in p], [d for _, d in p], batch_size=args.batch_size, show_progress=False)
+                tokens[f"onnx {precision}"] = tokens["xencoder_lab"]
         rates, memory, logits = alternate(systems, pairs, args.rounds, "pairs")
 
     diff = float(np.abs(logits["xencoder_lab"] - logits["sentence-transformers"]).max())
@@ -111,6 +120,12 @@ def main(argv=None):
         print(f"{name:22} median {statistics.median(rates[name]):7.1f} pairs/s, peak +{max(memory[name]):.0f} MB, "
               f"{tokens[name]:,} tokens with padding ({lengths.sum():,} without)")
     print(f"ratio xencoder_lab / sentence-transformers: {ratio:.3f} (median of per-round ratios)")
+    for name in systems:
+        if name.startswith("onnx"):
+            faster = statistics.median(a / b for a, b in zip(rates[name], rates["sentence-transformers"]))
+            moved = np.abs(logits[name] - logits["sentence-transformers"])
+            print(f"ratio {name} / sentence-transformers: {faster:.3f}; logits moved by mean {moved.mean():.3f}, "
+                  f"max {moved.max():.3f}")
     return ratio
 
 

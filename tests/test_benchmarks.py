@@ -14,15 +14,26 @@ def load(name):
 
 
 def test_encode_benchmark_runs(scifact_test, capsys):
-    ratio = load("encode").main(["--docs", "8", "--rounds", "1", "--max-length", "64", "--threads", "1"])
+    ratio = load("encode").main(["--docs", "8", "--rounds", "1", "--max-length", "64", "--threads", "1", "--onnx"])
     out = capsys.readouterr().out
     assert ratio > 0 and "ratio xencoder_lab / sentence-transformers" in out and "peak" in out
+    assert "ratio onnx int8 / sentence-transformers" in out
 
 
 def test_rerank_benchmark_runs(scifact_test, capsys):
-    args = ["--queries", "2", "--docs", "4", "--rounds", "1", "--max-length", "64", "--threads", "1"]
+    args = ["--queries", "2", "--docs", "4", "--rounds", "1", "--max-length", "64", "--threads", "1", "--onnx"]
     ratio = load("rerank").main(args)
     out = capsys.readouterr().out
+    assert "ratio onnx int8 / sentence-transformers" in out
     assert ratio > 0 and "ratio xencoder_lab / sentence-transformers" in out and "peak" in out
     diff = float(out.split("max abs difference between the two logits ")[1].split()[0])
     assert diff <= 1e-3  # main() asserts it too: the two score the same pairs with the same weights
+
+
+def test_cache_benchmark_runs(scifact_test, capsys):
+    args = ["--queries", "8", "--k1", "3", "--k2", "2", "--sizes", "0", "3", "30", "--max-length", "64",
+            "--threads", "1"]
+    ratios = load("cache").main(args)
+    out = capsys.readouterr().out
+    assert set(ratios) == {0, 3, 30} and ratios[0] == 1.0
+    assert "hit rate of a cache that keeps every pair" in out

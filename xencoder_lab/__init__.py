@@ -6,7 +6,7 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``metrics``: MRR@k, Recall@k, nDCG@k (notebook 01)
 - ``bm25``: the BM25 baseline (notebook 01)
 - ``models``: which base model and which device (notebook 01)
-- ``cache``: expensive, deterministic results kept on disk (notebook 01)
+- ``cache``: expensive, deterministic results kept on disk (notebook 01); an in-memory LRU of scores (notebook 06)
 - ``batching``: length-sorted batches with dynamic padding, eval mode for a block (notebook 02)
 - ``bi_encoder``: query and document towers, CLS / pooler / mean pooling, cached corpus embeddings (notebook 02)
 - ``retrieval``: exact dense top-k search over a FAISS ``IndexFlatIP``; texts in, ids out, like BM25 (notebook 02)

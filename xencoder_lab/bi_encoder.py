@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from .batching import eval_mode, run_sorted
 from .cache import load_or_compute
 from .data import Dataset, document_text
-from .models import load_encoder, model_fingerprint
+from .models import backend_parts, load_encoder, model_fingerprint
 
 POOLINGS = ("cls", "pooler", "mean")
 
@@ -190,7 +190,8 @@ CORPUS_CACHE = "corpus_embeddings"  # the disk-cache namespace of ``encode_corpu
 
 def corpus_cache_parts(model: BiEncoder, ds: Dataset) -> dict:
     """What ``encode_corpus`` keys its cache entry by: the document tower's weight fingerprint, the dataset's
-    name, a digest of its document ids and texts, and the settings that change an embedding."""
+    name, a digest of its document ids and texts, the settings that change an embedding, and the backend of a
+    model that does not run in PyTorch."""
     ids = list(ds.corpus)
     texts = [document_text(ds.corpus[doc_id]) for doc_id in ids]
     return {
@@ -200,6 +201,7 @@ def corpus_cache_parts(model: BiEncoder, ds: Dataset) -> dict:
         "pooling": model.pooling,
         "max_length": model.max_length,
         "normalize": model.normalize,
+        **backend_parts(model),
     }
 
 

@@ -35,7 +35,7 @@ from .batching import eval_mode, run_sorted
 from .bi_encoder import pool
 from .cache import load_or_compute_rows
 from .data import Dataset, document_text
-from .models import load_encoder, model_fingerprint
+from .models import backend_parts, load_encoder, model_fingerprint
 
 
 class CrossEncoder(torch.nn.Module):
@@ -120,8 +120,10 @@ PAIR_CACHE = "cross_encoder_pairs"  # the disk cache's folder for pair logits
 
 
 def pair_cache_parts(model: CrossEncoder) -> dict:
-    """What a cached logit depends on besides its two texts: the weights and how the pair is cut."""
-    return {"model": model_fingerprint(model), "max_length": model.max_length, "truncation": "longest_first"}
+    """What a cached logit depends on besides its two texts: the weights, how the pair is cut, and the backend
+    of a model that does not run in PyTorch."""
+    return {"model": model_fingerprint(model), "max_length": model.max_length, "truncation": "longest_first",
+            **backend_parts(model)}
 
 
 def pair_key(query: str, doc: str) -> str:

@@ -110,3 +110,14 @@ def model_fingerprint(model: torch.nn.Module) -> str:
         digest.update(str(tensor.dtype).encode())
         digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def backend_parts(model) -> dict:
+    """What a cache key adds for a model whose forward pass does not run in PyTorch (``runtime.accelerate``):
+    ``{"backend": ...}``. Nothing for a PyTorch model, so the keys of PyTorch results stay as they were.
+
+    >>> backend_parts(torch.nn.Linear(2, 1))
+    {}
+    """
+    backend = getattr(model, "backend", "torch")
+    return {} if backend == "torch" else {"backend": backend}
