@@ -23,6 +23,7 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``pair_scores``: the course cross-encoder's logits for the pairs notebook 05 reranks, shipped and checked
   (notebook 05)
 - ``export``: a course model as a folder that sentence-transformers loads, giving the same scores (notebook 05)
+- ``runtime``: a course model's forward pass in ONNX Runtime, float32 or int8 (notebook 06)
 """
 
 __version__ = "0.1.0"
