@@ -1,4 +1,4 @@
-"""Tests for xencoder_lab.retrieval: exact top-k against numpy, edge cases, save and load."""
+"""Tests for xencoder_lab.retrieval: exact top-k against numpy, edge cases, save and load, approximate indexes."""
 
 import os
 import subprocess
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from xencoder_lab import retrieval
-from xencoder_lab.retrieval import DenseRetriever
+from xencoder_lab.retrieval import DenseRetriever, recall_at
 
 
 @pytest.fixture()
@@ -111,3 +111,82 @@ def test_search_leaves_torch_threads_alone():
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert out.split() == ["2", "2"]
+
+
+@pytest.fixture(scope="module")
+def larger():
+    """3,000 unit vectors in 32-d around 30 topics (as embeddings cluster), 40 queries, the exact top 10 of each."""
+    rng = np.random.default_rng(0)
+    topics = rng.standard_normal((30, 32))
+    d_emb = (topics[rng.integers(0, 30, 3000)] + rng.standard_normal((3000, 32))).astype(np.float32)
+    d_emb /= np.linalg.norm(d_emb, axis=1, keepdims=True)
+    q_emb = (topics[rng.integers(0, 30, 40)] + rng.standard_normal((40, 32))).astype(np.float32)
+    ids = [f"doc{i}" for i in range(3000)]
+    exact, _ = DenseRetriever(d_emb, ids).search(q_emb, k=10)
+    return d_emb, ids, q_emb, exact
+
+
+@pytest.mark.parametrize("key, knob", [("HNSW32", {"efSearch": 256}), ("IVF16,Flat", {"nprobe": 12})])
+def test_approximate_index_finds_exact_top_10(larger, key, knob):
+    d_emb, ids, q_emb, exact = larger
+    retriever = DenseRetriever(d_emb, ids, index=key)
+    assert retriever.kind == key and len(retriever) == 3000
+    found, scores = retriever.set_search(**knob).search(q_emb, k=10)
+    assert retriever.search_params == knob
+    assert recall_at(found, exact, k=10) >= 0.99
+    assert scores.shape == (40, 10) and (np.diff(scores, axis=1) <= 1e-6).all()
+    if "nprobe" in knob:  # one list of 16: misses some of the exact top 10
+        assert recall_at(retriever.set_search(nprobe=1).search(q_emb, k=10)[0], exact) < 0.9
+    with pytest.raises(ValueError, match="does not apply"):
+        retriever.set_search(nprobe=4) if "efSearch" in knob else retriever.set_search(efSearch=4)
+
+
+def test_pq_is_smaller_than_flat(larger):
+    d_emb, ids, q_emb, exact = larger
+    flat, pq = DenseRetriever(d_emb, ids), DenseRetriever(d_emb, ids, index="IVF8,PQ8")
+    assert flat.bytes_per_vector() >= 4 * 32  # 32 floats a vector
+    assert pq.bytes_per_vector() < flat.bytes_per_vector() / 4  # 8 bytes of code + 8 of id, + centroids
+    found = pq.set_search(nprobe=8).search(q_emb, k=10)[0]
+    assert recall_at(found, exact) > 0.5  # lossy (8 bytes for 32 floats), yet far from chance (10 / 3000)
+
+
+@pytest.mark.parametrize("key, knob", [("HNSW32", {"efSearch": 48}), ("IVF16,PQ8", {"nprobe": 3})])
+def test_save_load_approximate_index(larger, tmp_path, key, knob):
+    d_emb, ids, q_emb, _ = larger
+    retriever = DenseRetriever(d_emb, ids, index=key).set_search(**knob)
+    retriever.save(tmp_path)
+    loaded = DenseRetriever.load(tmp_path)
+    assert loaded.kind == key and loaded.ids == ids and loaded.search_params == knob
+    (found, scores), (found2, scores2) = retriever.search(q_emb, k=10), loaded.search(q_emb, k=10)
+    assert found2 == found
+    np.testing.assert_array_equal(scores2, scores)
+
+
+def test_index_too_small_to_train(corpus):
+    d_emb, ids = corpus  # 50 vectors
+    with pytest.raises(ValueError, match="'IVF64,Flat' needs at least 64 vectors to train but got 50.*'HNSW32'"):
+        DenseRetriever(d_emb, ids, index="IVF64,Flat")
+    with pytest.raises(ValueError, match="needs at least 256 vectors"):  # a PQ sub-quantizer has 256 centroids
+        DenseRetriever(d_emb, ids, index="IVF4,PQ4")
+    with pytest.raises(ValueError, match="needs at least 8 vectors to train but got 5"):
+        DenseRetriever(d_emb, ids, index="IVF8,Flat", train_size=5)
+    assert len(DenseRetriever(d_emb, ids, index="IVF8,Flat", train_size=20)) == 50  # trained on 20, holds all
+
+
+def test_ivf_can_find_fewer_than_k(corpus):
+    d_emb, ids = corpus
+    retriever = DenseRetriever(d_emb, ids, index="IVF8,Flat").set_search(nprobe=1)
+    found, scores = retriever.search(d_emb[:4], k=50)  # one list of 8 holds about 6 of the 50
+    assert all(0 < len(row) < 50 for row in found) and all(set(row) <= set(ids) for row in found)
+    assert [np.isinf(s).sum() for s in scores] == [50 - len(row) for row in found]
+
+
+def test_recall_at():
+    exact = [["a", "b", "c"], ["d", "e", "f"]]
+    assert recall_at(exact, exact, k=3) == 1.0
+    assert recall_at([["c", "b", "a"], ["f", "x", "y"]], exact, k=3) == pytest.approx((3 / 3 + 1 / 3) / 2)
+    assert recall_at([["a", "z"], []], exact, k=1) == 0.5  # only the first of each counts; an empty result finds none
+    with pytest.raises(ValueError, match="one per query"):
+        recall_at(exact[:1], exact)
+    with pytest.raises(ValueError, match="at least k=4"):
+        recall_at(exact, exact, k=4)

@@ -1,8 +1,13 @@
-"""Dense retrieval: exact top-k by inner product over document embeddings, with FAISS (built in notebook 02).
+"""Dense retrieval: top-k by inner product over document embeddings, with FAISS (built in notebook 02; the
+approximate indexes in notebook 06).
 
 ``IndexFlatIP`` compares a query with every document, exactly, like ``q_emb @ d_emb.T`` followed by a top-k,
 but in optimised C++ and without holding the (Q, N) score matrix. With normalised embeddings the inner
-product is the cosine. Notebook 06 trades exactness for speed with approximate indexes.
+product is the cosine. Notebook 06 trades exactness for speed with approximate indexes, named by FAISS's
+``index_factory`` (``index="HNSW32"``, ``"IVF256,Flat"``, ``"IVF256,PQ48"``): a graph walked greedily (HNSW), or
+the corpus cut into k-means lists of which a query scans the ``nprobe`` nearest (IVF), the vectors kept whole
+(Flat) or as product-quantised codes (PQ48: 48 bytes a vector). ``set_search`` turns the search-time knob
+(``efSearch``, ``nprobe``), ``recall_at`` says how much of the exact top k an approximate index finds.
 
     scores[i, r] = q_i . d_{top_r(i)}                       top_r(i): the r-th best document for query i
 
@@ -49,9 +54,17 @@ def _faiss_threads():
 
 
 class DenseRetriever:
-    """Exact inner-product search over ``d_emb`` (N, D); one id per row."""
+    """Inner-product search over ``d_emb`` (N, D); one id per row. Exact (``index="Flat"``, the default) or
+    approximate: any FAISS ``index_factory`` key, trained on the embeddings (or a seeded sample of
+    ``train_size`` of them) when the index needs training.
 
-    def __init__(self, d_emb: np.ndarray, ids: Sequence[str]):
+    >>> d_emb = np.eye(4, dtype=np.float32)
+    >>> retriever = DenseRetriever(d_emb, list("abcd"), index="HNSW32").set_search(efSearch=16)
+    >>> retriever.search(d_emb[2:3], k=1)[0], retriever.search_params
+    ([['c']], {'efSearch': 16})
+    """
+
+    def __init__(self, d_emb: np.ndarray, ids: Sequence[str], index: str = "Flat", train_size: int | None = None):
         d_emb = np.ascontiguousarray(d_emb, dtype=np.float32)
         if d_emb.ndim != 2:
             raise ValueError(f"d_emb must be 2-D (N, D), got shape {d_emb.shape}.")
@@ -60,8 +73,17 @@ class DenseRetriever:
         self.ids = [str(doc_id) for doc_id in ids]
         if len(self.ids) != len(d_emb):
             raise ValueError(f"got {len(d_emb)} embeddings but {len(self.ids)} ids; give one id per row.")
-        self.index = faiss.IndexFlatIP(d_emb.shape[1])
+        self.kind = index
+        if index == "Flat":
+            self.index = faiss.IndexFlatIP(d_emb.shape[1])
+        else:
+            self.index = faiss.index_factory(d_emb.shape[1], index, faiss.METRIC_INNER_PRODUCT)
+        for part in _parts(self.index):  # the factory sets PQ to learn polysemous codes (for Hamming-filtered
+            if hasattr(part, "do_polysemous_training"):  # search, unused here): 20x slower training for nothing
+                part.do_polysemous_training = False
         with _faiss_threads():
+            if not self.index.is_trained:
+                self.index.train(_training_sample(self.index, index, d_emb, train_size))
             self.index.add(d_emb)
 
     def __len__(self) -> int:
@@ -71,8 +93,52 @@ class DenseRetriever:
     def dim(self) -> int:
         return self.index.d
 
+    @property
+    def search_params(self) -> dict[str, int]:
+        """The search-time knobs this index has, and their values: ``efSearch`` (HNSW), ``nprobe`` (IVF)."""
+        params = {}
+        hnsw = getattr(faiss.downcast_index(self.index), "hnsw", None)
+        if hnsw is not None:
+            params["efSearch"] = hnsw.efSearch
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            params["nprobe"] = ivf.nprobe
+        return params
+
+    def set_search(self, **params: int) -> "DenseRetriever":
+        """Set search-time knobs, e.g. ``set_search(nprobe=16)``: more is slower and finds more of the exact top k.
+
+        ``efSearch`` (HNSW): how many candidates the graph walk keeps (at least k). ``nprobe`` (IVF): how many of
+        the nlist lists a query scans, about nprobe / nlist of the corpus. Saved with the index. Returns self.
+        """
+        for name, value in params.items():
+            if name not in self.search_params:
+                knobs = self.search_params or "none"
+                raise ValueError(f"{name} does not apply to index {self.kind!r}; its search knobs: {knobs}.")
+            faiss.ParameterSpace().set_index_parameter(self.index, name, int(value))
+        return self
+
+    def bytes_per_vector(self) -> float:
+        """Memory the index takes per document: bytes of the serialised index (``save``'s file) / N.
+
+        Flat and HNSW keep 4 D bytes a vector (HNSW adds about 2 M neighbour ids of 4 bytes each); IVF-PQ keeps
+        the code (m bytes for PQm) and an 8-byte id, plus the centroids, shared by all.
+        """
+        size = [0]
+
+        def count(chunk: bytes) -> int:  # counted as written, not held: serialize_index would copy a 1M index twice
+            size[0] += len(chunk)
+            return len(chunk)
+
+        faiss.write_index(self.index, faiss.PyCallbackIOWriter(count))
+        return size[0] / len(self)
+
     def search(self, q_emb: np.ndarray, k: int = 100) -> tuple[list[list[str]], np.ndarray]:
-        """Top ``k`` documents for each query: (ids, one list per query; scores, float32 (Q, k)), best first."""
+        """Top ``k`` documents for each query: (ids, one list per query; scores, float32 (Q, k)), best first.
+
+        An approximate index can find fewer than ``k`` (an IVF index whose ``nprobe`` lists hold fewer): then
+        that query's list is shorter and its missing scores are ``-inf``.
+        """
         q_emb = np.ascontiguousarray(q_emb, dtype=np.float32)
         if q_emb.ndim != 2 or q_emb.shape[1] != self.dim:
             raise ValueError(
@@ -84,8 +150,9 @@ class DenseRetriever:
         if len(q_emb) == 0:
             return [], np.zeros((0, k), dtype=np.float32)
         with _faiss_threads():
-            scores, rows = self.index.search(q_emb, k)  # (Q, k), (Q, k)
-        return [[self.ids[r] for r in row] for row in rows], scores
+            scores, rows = self.index.search(q_emb, k)  # (Q, k), (Q, k); row -1: not found
+        scores[rows < 0] = -np.inf
+        return [[self.ids[r] for r in row if r >= 0] for row in rows], scores
 
     def save(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write ``index.faiss`` and ``ids.json`` to ``folder``, each atomically.
@@ -100,20 +167,64 @@ class DenseRetriever:
             if old["ids"] != self.ids or old["sha256"] != hashlib.sha256(data).hexdigest():
                 raise FileExistsError(f"{folder} holds a different saved index: pass overwrite=True to replace.")
         atomic_write(folder / "index.faiss", lambda tmp: tmp.write_bytes(data))
-        meta = json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "ids": self.ids})
+        meta = json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "index": self.kind, "ids": self.ids})
         atomic_write(folder / "ids.json", lambda tmp: tmp.write_text(meta))
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "DenseRetriever":
-        """The retriever ``save`` wrote to ``folder``, identical to the one saved."""
+        """The retriever ``save`` wrote to ``folder``, identical to the one saved (its index read back as is)."""
         folder = Path(folder)
         meta = json.loads((folder / "ids.json").read_text())
         data = (folder / "index.faiss").read_bytes()
         if hashlib.sha256(data).hexdigest() != meta["sha256"]:
             raise ValueError(f"{folder}/index.faiss does not match ids.json: an interrupted save? Save it again.")
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        return cls(index.reconstruct_n(0, index.ntotal), meta["ids"])
+        retriever = cls.__new__(cls)
+        retriever.index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        retriever.ids, retriever.kind = meta["ids"], meta.get("index", "Flat")
+        return retriever
+
+
+def _parts(index) -> list:
+    """``index`` as its own FAISS class, and its IVF part when it has one (behind a transform, say)."""
+    ivf = faiss.try_extract_index_ivf(index)
+    return [faiss.downcast_index(index)] + ([faiss.downcast_index(ivf)] if ivf is not None else [])
+
+
+def _training_sample(index, key: str, d_emb: np.ndarray, train_size: int | None, seed: int = 0) -> np.ndarray:
+    """The rows ``index`` is trained on: all of ``d_emb``, or a seeded sample of ``train_size`` rows.
+
+    k-means needs at least as many vectors as centroids: nlist for IVF, 2^nbits (256) per PQ sub-quantizer.
+    """
+    ivf = faiss.try_extract_index_ivf(index)
+    need = max([ivf.nlist if ivf is not None else 1] + [p.pq.ksub for p in _parts(index) if hasattr(p, "pq")])
+    n = len(d_emb) if train_size is None else min(train_size, len(d_emb))
+    if n < need:
+        raise ValueError(
+            f"index {key!r} needs at least {need} vectors to train but got {n}: use fewer IVF lists (about "
+            f"4 sqrt(N) for N vectors), or an index that needs no training: 'HNSW32', or the exact 'Flat'."
+        )
+    if n == len(d_emb):
+        return d_emb
+    return d_emb[np.sort(np.random.default_rng(seed).choice(len(d_emb), n, replace=False))]
+
+
+def recall_at(approx_ids: Sequence[Sequence], exact_ids: Sequence[Sequence], k: int = 10) -> float:
+    """Share of the exact top ``k`` that an approximate search found in its own top ``k``, over Q queries:
+
+        recall@k = 1/Q sum_i |approx_i[:k] & exact_i[:k]| / k
+
+    >>> recall_at([["a", "x", "b"], ["d", "c"]], [["a", "b", "c"], ["c", "d", "e"]], k=2)  # (1/2 + 2/2) / 2
+    0.75
+    """
+    if len(approx_ids) != len(exact_ids):
+        raise ValueError(f"got {len(approx_ids)} approximate results but {len(exact_ids)} exact ones: one per query.")
+    if any(len(exact) < k for exact in exact_ids):
+        raise ValueError(f"every exact result needs at least k={k} ids.")
+    if len(exact_ids) == 0:
+        raise ValueError("no queries: recall needs at least one.")
+    found = [len(set(list(approx)[:k]) & set(list(exact)[:k])) / k for approx, exact in zip(approx_ids, exact_ids)]
+    return float(np.mean(found))
 
 
 class DenseSearcher:
