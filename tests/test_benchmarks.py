@@ -37,3 +37,13 @@ def test_cache_benchmark_runs(scifact_test, capsys):
     out = capsys.readouterr().out
     assert set(ratios) == {0, 3, 30} and ratios[0] == 1.0
     assert "hit rate of a cache that keeps every pair" in out
+
+
+def test_ann_benchmark_runs(scifact_test, capsys):
+    args = ["--n", "6000", "--queries", "5", "--nlist", "16", "--ef", "16", "--nprobe", "2", "--pq", "8",
+            "--threads", "1"]
+    rows = load("ann").main(args)
+    out = capsys.readouterr().out
+    assert [r["index"] for r in rows] == ["Flat", "HNSW32", "IVF16,Flat", "IVF16,PQ8"]
+    assert rows[0]["recall"] == 1.0 and rows[-1]["bytes"] < rows[0]["bytes"]
+    assert "6,000 synthetic" in out
