@@ -46,24 +46,9 @@ import torch
 from xencoder_lab import corpus_embeddings, retrieval
 from xencoder_lab.data import load_beir
 from xencoder_lab.recipes import load_bi_encoder
-from xencoder_lab.retrieval import DenseRetriever, recall_at
+from xencoder_lab.retrieval import DenseRetriever, recall_at, synthetic_embeddings
 
 K = 10
-
-
-def synthetic(real: np.ndarray, n: int, data: str, noise: float, seed: int = 0) -> np.ndarray:
-    """(n, D) float32 unit vectors: ``real`` replicated with noise of its own covariance, or uniform random."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((n, real.shape[1]), dtype=np.float32)
-    if data == "replicate":
-        eigval, eigvec = np.linalg.eigh(np.cov(real.T))  # covariance (D, D) = V diag(eigval) V^T
-        scale = (eigvec * np.sqrt(np.clip(eigval, 0, None))).T.astype(np.float32)  # (D, D): z @ scale ~ N(0, cov)
-    for start in range(0, n, 100_000):  # in chunks: a (1M, D) temporary would double the memory
-        rows = np.arange(start, min(n, start + 100_000))
-        z = rng.standard_normal((len(rows), real.shape[1]), dtype=np.float32)  # (B, D)
-        out[rows] = real[rows % len(real)] + noise * (z @ scale) if data == "replicate" else z
-    out /= np.linalg.norm(out, axis=1, keepdims=True)
-    return out
 
 
 def timed_queries(retriever: DenseRetriever, q_emb: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
@@ -105,7 +90,7 @@ def main(argv=None):
     if n <= len(real):
         d_emb, made = real[:n], f"the first {n:,} real SciFact embeddings (fine-tuned bi-encoder)"
     else:
-        d_emb = synthetic(real, n, args.data, args.noise)
+        d_emb = synthetic_embeddings(real, n, args.data, args.noise)
         made = (f"{n:,} synthetic: the {len(real):,} real embeddings replicated with seeded noise of their own "
                 f"covariance x {args.noise}, renormalised" if args.data == "replicate" else
                 f"{n:,} synthetic: random unit vectors (uniform on the sphere, no structure: the hardest case)")

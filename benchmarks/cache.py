@@ -28,18 +28,10 @@ import time
 import numpy as np
 import torch
 
-from xencoder_lab.cache import ScoreCache
+from xencoder_lab.cache import ScoreCache, zipf_stream
 from xencoder_lab.data import load_beir
 from xencoder_lab.pipeline import Pipeline
 from xencoder_lab.recipes import load_cross_encoder
-
-
-def zipf_stream(items: list, n: int, s: float, seed: int) -> list:
-    """``n`` draws from ``items``, the one at rank r (after a seeded shuffle) with probability ~ r^-s."""
-    rng = np.random.default_rng(seed)
-    ranked = [items[i] for i in rng.permutation(len(items))]
-    p = np.arange(1, len(items) + 1, dtype=float) ** -s
-    return [ranked[i] for i in rng.choice(len(items), size=n, p=p / p.sum())]
 
 
 def main(argv=None):

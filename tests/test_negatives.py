@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from xencoder_lab.data import document_text
-from xencoder_lab.negatives import mine_groups, mine_hard_negatives, mine_negatives
+from xencoder_lab.negatives import (
+    mine_from_candidates,
+    mine_groups,
+    mine_hard_negatives,
+    mine_negatives,
+    top_candidates,
+)
 
 
 def test_never_returns_a_relevant_document_and_respects_the_margin():
@@ -61,3 +67,20 @@ def test_mine_groups_builds_text_groups_without_judged_documents(toy):
         assert len(negatives) == 3 and not judged_texts & set(negatives)
     with pytest.raises(ValueError, match="need scores"):
         mine_groups(toy, pairs, scores[:, :-1], n=3)
+
+
+def test_mining_top_candidates_matches_the_full_matrix():
+    rng = np.random.default_rng(0)
+    q_emb, d_emb = rng.standard_normal((40, 8)), rng.standard_normal((300, 8))  # (Q, D), (N, D)
+    full = q_emb @ d_emb.T  # (Q, N): what top_candidates never holds whole
+    positives = [int(np.argsort(-row)[3]) for row in full]  # each query's 4th best document
+    relevant = [{p, int(np.argsort(-row)[0])} for p, row in zip(positives, full)]  # and its best, also relevant
+    scores, columns = top_candidates(q_emb, d_emb, depth=30, chunk=7)
+    assert columns.shape == (40, 30) and (np.diff(scores, axis=1) <= 0).all()
+    np.testing.assert_allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :30])
+    expected = mine_negatives(full, positives, relevant, n=3, margin=0.95)
+    mined = mine_from_candidates(scores, columns, full[np.arange(40), positives], relevant, n=3)
+    assert mined == expected
+    assert not any(set(m) & rel for m, rel in zip(mined, relevant))
+    with pytest.raises(ValueError, match="depth=301"):
+        top_candidates(q_emb, d_emb, depth=301)

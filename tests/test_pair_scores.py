@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from xencoder_lab import pair_scores
+from xencoder_lab import checkpoints, pair_scores
 from xencoder_lab.cross_encoder import score_candidates
 from xencoder_lab.data import DatasetNotFoundError
 from xencoder_lab.recipes import load_cross_encoder
@@ -60,16 +60,28 @@ def test_a_missing_file_says_how_to_make_it(tmp_path, warm):
         pair_scores.install(warm, tmp_path / "nothing.npz")
 
 
-def test_the_shipped_file_is_the_course_cross_encoders(scifact_test):
-    """The committed logits re-score the same with the committed checkpoint, and cover every query set."""
+@pytest.mark.parametrize("name", pair_scores.MODELS)
+def test_the_shipped_file_is_the_course_cross_encoders(scifact_test, name):
+    """Each committed file re-scores the same with its committed checkpoint, and covers every query set."""
     try:
         datasets = pair_scores.course_datasets()
     except DatasetNotFoundError as err:
         pytest.skip(f"CACM or SciFact train not available offline: {err}")
-    meta, arrays = pair_scores.load()
+    path = checkpoints.CHECKPOINTS / name / "pairs.npz"
+    meta, arrays = pair_scores.load(path)
     assert {(str(n), str(s)) for n, s in zip(arrays["dataset"], arrays["split"])} == set(datasets)
-    for (name, split), ds in datasets.items():
-        covered = set(arrays["query_id"][(arrays["dataset"] == name) & (arrays["split"] == split)].tolist())
-        assert covered == set(ds.queries), f"{name}/{split}: queries without shipped pairs"
-    result = pair_scores.check(load_cross_encoder(device="cpu"), n=24, seed=1, datasets=datasets)
+    for (dataset, split), ds in datasets.items():
+        covered = set(arrays["query_id"][(arrays["dataset"] == dataset) & (arrays["split"] == split)].tolist())
+        assert covered == set(ds.queries), f"{dataset}/{split}: queries without shipped pairs"
+    result = pair_scores.check(load_cross_encoder(name, device="cpu"), n=24, seed=1, path=path, datasets=datasets)
     assert result["largest difference"] < 1e-3, result
+
+
+def test_the_command_puts_each_models_file_beside_its_checkpoint(tmp_path):
+    args = checkpoints.artifact_arguments(["--model", "small-cross-encoder", "--check"], "", pair_scores.PATH, "",
+                                          pair_scores.MODELS)
+    assert args.out == checkpoints.CHECKPOINTS / "small-cross-encoder" / "pairs.npz"
+    default = checkpoints.artifact_arguments(["--check"], "", pair_scores.PATH, "", pair_scores.MODELS)
+    assert default.out == pair_scores.PATH
+    with pytest.raises(SystemExit):
+        checkpoints.artifact_arguments(["--model", "bi-encoder"], "", pair_scores.PATH, "", pair_scores.MODELS)

@@ -315,3 +315,17 @@ class ScoreCache:
         with self._lock:
             self._scores.clear()
             self.hits = self.misses = 0
+
+
+def zipf_stream(items: list, n: int, s: float, seed: int) -> list:
+    """``n`` draws from ``items``, the one at rank r (after a seeded shuffle) with probability ~ r^-s: a workload
+    of repeated queries, a few popular and a long tail, for measuring a cache.
+
+    >>> stream = zipf_stream(list("abcdefghij"), n=1000, s=1.1, seed=0)
+    >>> len(stream), max(stream.count(x) for x in set(stream)) > 250     # the most popular item: about a third
+    (1000, True)
+    """
+    rng = np.random.default_rng(seed)
+    ranked = [items[i] for i in rng.permutation(len(items))]
+    p = np.arange(1, len(items) + 1, dtype=float) ** -s
+    return [ranked[i] for i in rng.choice(len(items), size=n, p=p / p.sum())]

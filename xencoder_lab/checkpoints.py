@@ -179,14 +179,22 @@ def load_arrays(path: str | os.PathLike, command: str) -> tuple[dict, dict[str, 
     return json.loads(str(arrays.pop("meta"))), arrays
 
 
-def artifact_arguments(argv: list[str] | None, description: str, path: Path, check: str) -> argparse.Namespace:
-    """The command line of a course artifact's maker (``--out``, ``--overwrite``, ``--check``); exits with a clear
-    message if ``--out`` exists and neither ``--overwrite`` nor ``--check`` is given."""
+def artifact_arguments(
+    argv: list[str] | None, description: str, path: Path, check: str, models: Sequence[str] = ()
+) -> argparse.Namespace:
+    """The command line of a course artifact's maker (``--out``, ``--overwrite``, ``--check``, and ``--model`` when
+    ``models`` names the checkpoints it can be made for: the file then goes beside that checkpoint, under
+    ``path``'s name); exits with a clear message if ``--out`` exists and neither ``--overwrite`` nor ``--check``
+    is given."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--out", type=Path, default=path, help=f"file to write (default: {path})")
+    parser.add_argument("--out", type=Path, help=f"file to write (default: {path})")
+    if models:
+        parser.add_argument("--model", choices=models, default=models[0], help=f"whose file (default: {models[0]})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--check", action="store_true", help=check)
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = CHECKPOINTS / args.model / path.name if models else path
     if not args.check and args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists: pass --overwrite to replace it.")
     return args

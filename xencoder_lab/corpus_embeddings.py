@@ -1,16 +1,17 @@
 """SciFact's corpus as the course's bi-encoders embed it, made once and shipped beside the bi-encoder checkpoint
-(notebook 03 checks it; 04 and 05 use it).
+(notebook 03 checks it; 04, 05 and 06 use it).
 
 Embedding SciFact's 5,183 abstracts takes about 4 minutes per model on a 2-core CPU, and notebooks 03-05 need
 two models' embeddings: the base model's (the zero-shot bi-encoder, and the frozen document tower of the query
-tower) and the fine-tuned bi-encoder's. Notebook 02 shows the encoding itself; after it, a learner who opens any
-later notebook on a fresh machine should not wait 8 minutes for a table. The embeddings are the same for every
-learner (same weights, same texts), so the course makes them once, with ``bi_encoder.encode_corpus``:
+tower) and the fine-tuned bi-encoder's; notebook 06 adds the distilled bi-encoder's. Notebook 02 shows the
+encoding itself; after it, a learner who opens any later notebook on a fresh machine should not wait 8 minutes
+or more for a table. The embeddings are the same for every learner (same weights, same texts), so the course
+makes them once, with ``bi_encoder.encode_corpus``:
 
     python -m xencoder_lab.corpus_embeddings            # writes data/checkpoints/bi-encoder/corpus_embeddings.npz
     python -m xencoder_lab.corpus_embeddings --check    # re-embeds a random sample and compares
 
-They are stored as computed, in float32 (16 MB). Half that in float16 was tried and measured: rounding each
+They are stored as computed, in float32 (7.4 MB a model). Half that in float16 was tried and measured: rounding each
 component to 2^-12 of its size moved the zero-shot nDCG@10 on SciFact test from 0.6497 to 0.6507, enough to change
 a figure the notebooks print; the file's ``meta`` records the nDCG@10 of the stored embeddings.
 
@@ -19,8 +20,8 @@ a figure the notebooks print; the file's ``meta`` records the nDCG@10 of the sto
 entry can only ever serve the model and corpus it was made from. ``check`` re-embeds a seeded sample; a test runs
 it, and the notebooks run it in front of the reader.
 
-The file holds one float32 array (N, D) per model, named ``zero-shot`` and ``fine-tuned``, and ``meta`` (JSON:
-each array's cache parts, the command, the hardware, the seconds, the quality check).
+The file holds one float32 array (N, D) per model, named ``zero-shot``, ``fine-tuned`` and ``distilled``, and
+``meta`` (JSON: each array's cache parts, the command, the hardware, the seconds, the quality check).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args = checkpoints.artifact_arguments(argv, "Embed SciFact's corpus with the course bi-encoders.", PATH,
                                           "re-embed a random sample of the file and compare")
-    models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder()}
+    models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder(),
+              "distilled": load_bi_encoder("distilled-bi-encoder")}
     test = load_beir("scifact", "test")
     if args.check:
         for model in models.values():

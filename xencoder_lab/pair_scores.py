@@ -7,6 +7,7 @@ are their logits (same weights, same texts), so the course scores them once, wit
 
     python -m xencoder_lab.pair_scores            # writes data/checkpoints/cross-encoder/pairs.npz
     python -m xencoder_lab.pair_scores --check    # re-scores a random sample and compares
+    python -m xencoder_lab.pair_scores --model small-cross-encoder    # the same pairs, notebook 06's student
 
 ``install(model)`` copies them into the disk cache under the keys ``cross_encoder.score_candidates`` reads,
 after checking they belong to ``model`` (its weights' fingerprint); from then on ``score_candidates`` and
@@ -37,6 +38,7 @@ from .protocol import OUT_OF_DOMAIN
 from .retrieval import dense_run, run_queries
 
 PATH = checkpoints.CHECKPOINTS / "cross-encoder" / "pairs.npz"
+MODELS = ("cross-encoder", "small-cross-encoder")  # the course checkpoints a file is shipped for, beside each
 DEPTH = 100  # each first stage's top DEPTH for every query
 
 
@@ -102,7 +104,8 @@ def _belongs_to(meta: dict, model: CrossEncoder, path: Path) -> None:
     if meta["model"] != model_fingerprint(model) or meta["max_length"] != model.max_length:
         raise ValueError(
             f"the pair scores in {path} were made by another cross-encoder (or another max_length) than this one: "
-            "make them again for this model with `python -m xencoder_lab.pair_scores --overwrite`, or score the "
+            "make them again for this model with `python -m xencoder_lab.pair_scores --overwrite` (and `--model` for "
+            "another course checkpoint), or score the "
             "pairs as you go (skip install)."
         )
 
@@ -151,12 +154,16 @@ def main(argv: list[str] | None = None) -> None:
     from .recipes import load_bi_encoder, load_cross_encoder  # the course checkpoints
 
     args = checkpoints.artifact_arguments(argv, "Score the pairs notebook 05 reranks with the course cross-encoder.",
-                                          PATH, "re-score a random sample of the file and compare")
-    model = load_cross_encoder()
+                                          PATH, "re-score a random sample of the file and compare", MODELS)
+    model = load_cross_encoder(args.model)
     if args.check:
         print(check(model, path=args.out))
         return
     arrays = make(model, load_bi_encoder(), show_progress=True)
+    meta = json.loads(str(arrays["meta"]))
+    if args.model != MODELS[0]:
+        meta["command"] += f" --model {args.model}"
+    arrays["meta"] = np.array(json.dumps(meta))
     save(arrays, args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {len(arrays['logit'])} pairs")
 

@@ -3,6 +3,8 @@
     python -m xencoder_lab.recipes bi-encoder              # writes data/checkpoints/bi-encoder/
     python -m xencoder_lab.recipes cross-encoder           # starts from the bi-encoder checkpoint
     python -m xencoder_lab.recipes query-tower             # the query tower alone, the documents frozen
+    python -m xencoder_lab.recipes small-cross-encoder     # 2 layers, 128 tokens, distilled from the cross-encoder
+    python -m xencoder_lab.recipes distilled-bi-encoder    # the bi-encoder taught by the cross-encoder (MarginMSE)
 
 A recipe is its settings plus the code that uses them. Each manifest keeps the settings, the trained model's
 outputs on fixed inputs (``checkpoints.probe_outputs``) and the first losses of its training loop on the toy
@@ -11,24 +13,32 @@ committed checkpoint. Choices are made on a validation split carved from SciFact
 measured, for the manifest.
 
 Built in notebook 03 (the fine-tuned bi-encoder and the query tower); the cross-encoder recipe belongs to
-notebook 04. The bi-encoder and cross-encoder recipes hold out 80 training claims at random; the query-tower
-recipe holds them out by document (``protocol.split_validation_by_document``) and keeps its best pass by them.
+notebook 04, the two distilled students to notebook 06. The bi-encoder and cross-encoder recipes hold out 80
+training claims at random; the query-tower and distillation recipes hold them out by document
+(``protocol.split_validation_by_document``), and the query tower and the small cross-encoder keep their best
+evaluation by them.
+
+``--set KEY=VALUE --record`` trains a bi-encoder recipe with a setting changed and adds its figures, not its
+weights, to ``variants.json`` beside the checkpoint (notebook 06 compares hard negatives with in-batch negatives
+only, and the distillation losses, this way).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import random
 import time
 from pathlib import Path
 
 import torch
 
-from . import checkpoints, metrics, protocol
+from . import checkpoints, distill, metrics, protocol
 from .bi_encoder import BiEncoder, encode_corpus
 from .cross_encoder import CrossEncoder, rerank, score_candidates
 from .data import TOY_PATH, document_text, load_beir, split_validation
-from .negatives import mine_groups, mine_hard_negatives
+from .negatives import mine_groups, mine_hard_negatives, mine_negatives
 from .retrieval import dense_run
 from .training import freeze_lower_layers, train_bi_encoder, train_cross_encoder, train_query_tower, training_pairs
 
@@ -51,13 +61,17 @@ BI_ENCODER = {
 
 def bi_encoder_training_data(model: BiEncoder, settings: dict):
     """(pairs, hard negative texts, validation split): every train judgment outside validation, one mined
-    negative each (ranked by ``model``, see ``negatives.mine_hard_negatives``)."""
+    negative each (ranked by ``model``, see ``negatives.mine_hard_negatives``); no negatives (None) when
+    ``negative_depth`` is None: in-batch negatives only."""
     train, validation = split_validation(
         load_beir(settings["dataset"], "train"), settings["validation_queries"], settings["seed"]
     )
     doc_ids = list(train.corpus)
     column = {doc_id: i for i, doc_id in enumerate(doc_ids)}
     judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
+    pairs = [(train.queries[qid], document_text(train.corpus[doc_id])) for qid, doc_id in judged]
+    if settings["negative_depth"] is None:  # in-batch negatives only
+        return pairs, None, validation
     d_emb = encode_corpus(model, train)  # (N, D), cached
     q_emb = model.encode_queries([train.queries[qid] for qid, _ in judged])  # (P, D)
     negatives = mine_hard_negatives(
@@ -68,7 +82,6 @@ def bi_encoder_training_data(model: BiEncoder, settings: dict):
         margin=settings["negative_margin"],
         seed=settings["seed"],
     )
-    pairs = [(train.queries[qid], document_text(train.corpus[doc_id])) for qid, doc_id in judged]
     return pairs, [document_text(train.corpus[doc_ids[n]]) for n in negatives], validation
 
 
@@ -230,6 +243,130 @@ def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None
     return model, trainable, log
 
 
+DISTILLATION = {  # what both students learn from: groups scored once by the course cross-encoder
+    "dataset": "scifact",
+    "validation_queries": 80,  # held out by document (``protocol.split_validation_by_document``)
+    "seed": 0,
+    "teacher": "cross-encoder",
+    "miner": "bi-encoder",  # the fine-tuned bi-encoder ranks the candidates negatives are drawn from
+    "negatives": 3,  # per group: 1 positive + 3 negatives = 4 teacher logits
+    "negative_margin": 0.95,
+    "title_queries": 600,  # label-free groups: an uncited abstract's title as the query for its text
+}
+
+SMALL_CROSS_ENCODER = {
+    **DISTILLATION,
+    "layers": 2,  # the teacher's bottom 2 of 6 layers, its head and scale: a 7 MB checkpoint
+    "max_length": 128,  # half the teacher's: claim + the first ~100 tokens of the abstract
+    "loss": "margin_mse",
+    "steps": 600,
+    "groups_per_step": 8,
+    "lr": 1e-4,
+    "head_lr": 1e-3,
+    "warmup": 60,
+    "rerank_depth": 20,  # validation: rerank the fine-tuned bi-encoder's top 20
+    "evaluate_every": 100,
+    "test_depth": 100,  # the manifest's test figures: the pipeline's k1
+}
+
+DISTILLED_BI_ENCODER = {
+    **DISTILLATION,
+    "pooling": "mean",
+    "max_length": 256,
+    "train_top_layers": 2,  # embeddings and layers 0-3 frozen: a 7 MB checkpoint
+    "loss": "margin_mse",
+    "scale": 20.0,  # student score = 20 * cos(q, d), the bi-encoder's 1 / temperature
+    "steps": 120,  # two thirds of a pass over the groups: about 10 minutes on 2 cores
+    "groups_per_step": 8,
+    "lr": 5e-5,
+    "warmup": 12,
+}
+
+
+def distillation_data(settings: dict):
+    """(groups, the teacher's logits (G, 1 + negatives), validation split) for the students of notebook 06.
+
+    Two kinds of group ``(query, positive, [negatives])``: every train judgment outside validation, negatives
+    mined by the fine-tuned bi-encoder (as for the cross-encoder); and ``title_queries`` label-free ones, the
+    title of an abstract no train or validation claim cites as the query for its text, the other texts' titles
+    dropped too. Abstracts relevant to test claims may be among them: their titles are used, never a judgment.
+    """
+    train, validation = protocol.split_validation_by_document(
+        load_beir(settings["dataset"], "train"), settings["validation_queries"], settings["seed"]
+    )
+    miner = load_bi_encoder(checkpoints.CHECKPOINTS / settings["miner"])
+    d_emb = encode_corpus(miner, train)  # (N, D), cached
+    judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
+    scores = miner.encode_queries([train.queries[q] for q, _ in judged], show_progress=False) @ d_emb.T  # (P, N)
+    groups = mine_groups(train, judged, scores, settings["negatives"], settings["negative_margin"])
+
+    doc_ids = list(train.corpus)
+    cited = protocol.relevant_documents(train) | protocol.relevant_documents(validation)
+    pool = [d for d in doc_ids if d not in cited and train.corpus[d].get("title", "").strip()
+            and train.corpus[d].get("text", "").strip()]
+    chosen = random.Random(settings["seed"]).sample(pool, min(settings["title_queries"], len(pool)))
+    column = {d: i for i, d in enumerate(doc_ids)}
+    titles = [train.corpus[d]["title"] for d in chosen]
+    t_scores = miner.encode_queries(titles, show_progress=False) @ d_emb.T  # (T, N)
+    negatives = mine_negatives(t_scores, [column[d] for d in chosen], [{column[d]} for d in chosen],
+                               settings["negatives"], settings["negative_margin"])
+    text = lambda c: train.corpus[doc_ids[c]]["text"]  # noqa: E731
+    groups += [(t, train.corpus[d]["text"], [text(c) for c in negs]) for t, d, negs in zip(titles, chosen, negatives)]
+    teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
+    return groups, distill.teacher_scores(teacher, groups), validation
+
+
+def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps: int | None = None):
+    """Distil the course cross-encoder into its bottom ``layers`` layers at ``max_length`` tokens:
+    ``(model, trainable parameter names, log)``; the model holds the best weights by validation nDCG@10."""
+    torch.manual_seed(settings["seed"])
+    groups, teacher, validation = distillation_data(settings)
+    bi = load_bi_encoder(checkpoints.CHECKPOINTS / settings["miner"])
+    depth = settings["rerank_depth"]
+    first_stage = dense_run(bi, validation, k=depth)
+    model = distill.small_cross_encoder(
+        load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), settings["layers"], settings["max_length"])
+    trainable = ["encoder." + n for n in freeze_lower_layers(model.encoder, settings["layers"])]
+    trainable += [n for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    best = {"value": -1.0, "step": 0, "weights": None}
+
+    def evaluate(m):
+        scores = score_candidates(m, validation, [first_stage], depth, show_progress=False, cache=False)
+        return metrics.evaluate(rerank(first_stage, scores, depth), validation.qrels, ["ndcg@10"])["ndcg@10"]
+
+    def keep_best(m, step, value, log):
+        if value > best["value"]:
+            best.update(value=value, step=step, weights={n: p.detach().clone() for n, p in m.named_parameters()})
+
+    log = [{"step": 0, "validation": evaluate(model), "first_stage": metrics.evaluate(
+        first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
+    keep_best(model, 0, log[0]["validation"], log)
+    log += distill.train_student(
+        model, groups, teacher, lambda chosen: distill.cross_encoder_group_scores(model, chosen),
+        loss=settings["loss"], steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
+        lr=settings["lr"], head_lr=settings["head_lr"], warmup=settings["warmup"], seed=settings["seed"],
+        log_every=10, evaluate=evaluate, evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
+    )
+    model.load_state_dict(best["weights"])
+    log.append({"best_step": best["step"], "validation": best["value"]})
+    return model, trainable, log, validation
+
+
+def train_distilled_bi_encoder_recipe(settings: dict = DISTILLED_BI_ENCODER, steps: int | None = None):
+    """Distil the course cross-encoder into all-MiniLM-L6-v2 as a bi-encoder:
+    ``(model, trainable parameter names, loss log, validation)``."""
+    torch.manual_seed(settings["seed"])
+    groups, teacher, validation = distillation_data(settings)
+    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
+    trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    log = distill.train_student(
+        model, groups, teacher, lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
+        loss=settings["loss"], steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
+        lr=settings["lr"], warmup=settings["warmup"], seed=settings["seed"], log_every=4,
+    )
+    return model, trainable, log, validation
+
+
 def bi_encoder_training_probe(settings: dict = BI_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set: the base model, the recipe's
     frozen layers, loss and temperature, batches of 4, one toy document as every pair's hard negative. Each
@@ -255,9 +392,7 @@ def cross_encoder_training_probe(settings: dict = CROSS_ENCODER, steps: int = 3)
     model = CrossEncoder(max_length=settings["max_length"], cosine_scale=settings["cosine_scale"])
     checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings["init"])
     freeze_lower_layers(model.encoder, settings["train_top_layers"])
-    toy = load_beir("toy", path=TOY_PATH)
-    texts = [document_text(doc) for doc in toy.corpus.values()]
-    groups = [(q, d, [t for t in texts if t != d][i % 4 :: 4][:3]) for i, (q, d) in enumerate(training_pairs(toy))]
+    groups = _toy_groups(negatives=3)
     log = train_cross_encoder(
         model, groups, steps=steps, groups_per_step=2, lr=settings["lr"], head_lr=settings["head_lr"], warmup=1,
         loss=settings["loss"], seed=settings["seed"], log_every=1, show_progress=False,
@@ -284,11 +419,55 @@ def query_tower_training_probe(settings: dict = QUERY_TOWER, steps: int = 3) -> 
     return [round(entry["loss"], 5) for entry in log]
 
 
+def _toy_groups(negatives: int = 3) -> list[tuple[str, str, list[str]]]:
+    """Toy groups for the training probes: each judged pair with ``negatives`` other toy documents."""
+    toy = load_beir("toy", path=TOY_PATH)
+    texts = [document_text(doc) for doc in toy.corpus.values()]
+    pairs = training_pairs(toy)
+    return [(q, d, [t for t in texts if t != d][i % 4 :: 4][:negatives]) for i, (q, d) in enumerate(pairs)]
+
+
+def small_cross_encoder_training_probe(settings: dict = SMALL_CROSS_ENCODER, steps: int = 3) -> list[float]:
+    """The first ``steps`` losses of the recipe's training on toy groups: the teacher checkpoint's logits as
+    targets, the recipe's student, loss and learning rates, 2 groups a step."""
+    torch.manual_seed(settings["seed"])
+    teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
+    groups = _toy_groups(settings["negatives"])
+    targets = distill.teacher_scores(teacher, groups)
+    model = distill.small_cross_encoder(teacher, settings["layers"], settings["max_length"])
+    freeze_lower_layers(model.encoder, settings["layers"])
+    log = distill.train_student(
+        model, groups, targets, lambda chosen: distill.cross_encoder_group_scores(model, chosen),
+        loss=settings["loss"], steps=steps, groups_per_step=2, lr=settings["lr"], head_lr=settings["head_lr"],
+        warmup=1, seed=settings["seed"], log_every=1, show_progress=False,
+    )
+    return [round(entry["loss"], 5) for entry in log]
+
+
+def distilled_bi_encoder_training_probe(settings: dict = DISTILLED_BI_ENCODER, steps: int = 3) -> list[float]:
+    """The first ``steps`` losses of the recipe's training on toy groups: the teacher checkpoint's logits as
+    targets, the base model with the recipe's frozen layers, loss and scale, 2 groups a step."""
+    torch.manual_seed(settings["seed"])
+    groups = _toy_groups(settings["negatives"])
+    targets = distill.teacher_scores(load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), groups)
+    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
+    freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    log = distill.train_student(
+        model, groups, targets, lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
+        loss=settings["loss"], steps=steps, groups_per_step=2, lr=settings["lr"], warmup=1, seed=settings["seed"],
+        log_every=1, show_progress=False,
+    )
+    return [round(entry["loss"], 5) for entry in log]
+
+
 RECIPES = {
     "bi-encoder": {"settings": BI_ENCODER, "training_probe": bi_encoder_training_probe},
     "cross-encoder": {"settings": CROSS_ENCODER, "training_probe": cross_encoder_training_probe},
     "query-tower": {"settings": QUERY_TOWER, "training_probe": query_tower_training_probe},
+    "small-cross-encoder": {"settings": SMALL_CROSS_ENCODER, "training_probe": small_cross_encoder_training_probe},
+    "distilled-bi-encoder": {"settings": DISTILLED_BI_ENCODER, "training_probe": distilled_bi_encoder_training_probe},
 }
+CROSS_ENCODERS = ("cross-encoder", "small-cross-encoder")
 
 
 class StaleCheckpointError(RuntimeError):
@@ -311,7 +490,7 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
         changed = sorted(k for k in {**manifest["settings"], **RECIPES[name]["settings"]}
                          if manifest["settings"].get(k) != RECIPES[name]["settings"].get(k))
         problems.append(f"the recipe's settings changed ({', '.join(changed)})")
-    model = (load_cross_encoder if name == "cross-encoder" else load_bi_encoder)(folder, device="cpu")
+    model = (load_cross_encoder if name in CROSS_ENCODERS else load_bi_encoder)(folder, device="cpu")
     if "probe" not in manifest or "training_probe" not in manifest:
         problems.append("its manifest holds no probes (a run that did not finish?)")
     else:
@@ -342,10 +521,19 @@ def load_bi_encoder(folder: str | Path | None = None, device=None) -> BiEncoder:
 
 
 def load_cross_encoder(folder: str | Path | None = None, device=None) -> CrossEncoder:
-    """The course cross-encoder: the base model with the checkpoint's layers, head and scale laid over it."""
+    """The course cross-encoder: the base model with the checkpoint's layers, head and scale laid over it.
+
+    ``folder`` defaults to the ``cross-encoder`` checkpoint; a recipe name (``"small-cross-encoder"``) names a
+    course checkpoint. A student checkpoint (its settings name ``layers``) loads as the base model cut to that
+    many layers (``distill.small_cross_encoder``)."""
     folder = Path(folder or checkpoints.CHECKPOINTS / "cross-encoder")
+    if not folder.exists() and str(folder) in RECIPES:
+        folder = checkpoints.CHECKPOINTS / str(folder)
     settings = checkpoints.read_manifest(folder)["settings"]
-    model = CrossEncoder(max_length=settings["max_length"], cosine_scale=settings["cosine_scale"], device=device)
+    scale = settings.get("cosine_scale", CROSS_ENCODER["cosine_scale"])
+    model = CrossEncoder(max_length=settings["max_length"], cosine_scale=scale, device=device)
+    if "layers" in settings:
+        model = distill.small_cross_encoder(model, settings["layers"], settings["max_length"])
     return checkpoints.load_weights(model, folder)
 
 
@@ -361,19 +549,21 @@ def _manifest(name: str, steps: int | None, **extra) -> dict:
     }
 
 
-def _bi_encoder(args, out: Path, training_probe: list[float], name: str = "bi-encoder") -> dict:
-    """Train recipe ``name`` (``bi-encoder`` or ``query-tower``), store its query tower's trained layers, and
-    measure it with the zero-shot model on validation and the three columns of ``protocol.columns``."""
+def _bi_encoder(args, out: Path, training_probe: list[float], name: str, settings: dict) -> dict:
+    """Train recipe ``name`` (``bi-encoder``, ``query-tower`` or ``distilled-bi-encoder``) with ``settings``,
+    measure it with the zero-shot model on validation and the three columns of ``protocol.columns``, and store
+    its query tower's trained layers (or, with ``--record``, only its figures: ``_record``)."""
     start = time.perf_counter()
-    train_recipe = {"bi-encoder": train_bi_encoder_recipe, "query-tower": train_query_tower_recipe}[name]
-    model, trainable, log, validation = train_recipe(steps=args.steps)
+    train_recipe = {"bi-encoder": train_bi_encoder_recipe, "query-tower": train_query_tower_recipe,
+                    "distilled-bi-encoder": train_distilled_bi_encoder_recipe}[name]
+    model, trainable, log, validation = train_recipe(settings, steps=args.steps)
     train_seconds = time.perf_counter() - start
     with torch.no_grad():  # measure exactly what is stored: the fp16 weights
         for param_name, param in model.query_tower.named_parameters():
             if param_name in trainable:
                 param.copy_(param.half().float())
-    dataset = RECIPES[name]["settings"]["dataset"]
-    splits = {"validation": validation, **protocol.columns(load_beir(dataset, "test"), load_beir(dataset, "train"))}
+    splits = {"validation": validation,
+              **protocol.columns(load_beir(settings["dataset"], "test"), load_beir(settings["dataset"], "train"))}
 
     def evaluate(m):
         return {split: metrics.evaluate(dense_run(m, ds), ds.qrels) for split, ds in splits.items()}
@@ -385,8 +575,30 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str = "bi-en
         probe=checkpoints.probe_outputs(model), training_probe=training_probe,
     )
     manifest["total_seconds"] = round(time.perf_counter() - start)
+    if args.record:
+        return _record(name, settings, manifest, args.overwrite)
     checkpoints.save_checkpoint(model.query_tower, trainable, manifest, out, overwrite=args.overwrite)
     return manifest
+
+
+def _record(name: str, settings: dict, manifest: dict, overwrite: bool) -> dict:
+    """Add a run with changed settings to ``data/checkpoints/<name>/variants.json``: the change, the command,
+    the figures and the seconds (no weights). A run already recorded with the same change is kept unless
+    ``overwrite``."""
+    path = checkpoints.CHECKPOINTS / name / "variants.json"
+    changed = {k: v for k, v in settings.items() if RECIPES[name]["settings"].get(k) != v}
+    runs = json.loads(path.read_text())["runs"] if path.exists() else []
+    if any(run["changed"] == changed for run in runs) and not overwrite:
+        raise FileExistsError(f"{path} already records a run with {changed}: pass --overwrite to replace it.")
+    command = manifest["command"] + "".join(f" --set {k}={json.dumps(v)}" for k, v in changed.items()) + " --record"
+    run = {"changed": changed, "command": command, "steps": manifest["steps"], "metrics": manifest["metrics"],
+           "train_seconds": manifest["train_seconds"], "hardware": manifest["hardware"]}
+    runs = [r for r in runs if r["changed"] != changed] + [run]
+    about = (f"Runs of the {name} recipe with one setting changed, measured like its checkpoint; each was made by "
+             "its command. No weights are kept.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"about": about, "runs": runs}, indent=1) + "\n")
+    return run
 
 
 def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
@@ -430,6 +642,39 @@ def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     return manifest
 
 
+def _small_cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
+    """Distil, store the best student by validation, and measure it on the three columns: reranking the
+    fine-tuned bi-encoder's top ``test_depth``, beside that first stage and the teacher."""
+    start = time.perf_counter()
+    settings = SMALL_CROSS_ENCODER
+    model, trainable, log, validation = train_small_cross_encoder_recipe(steps=args.steps)
+    train_seconds = time.perf_counter() - start
+    with torch.no_grad():  # measure exactly what is stored: the fp16 weights
+        for name, param in model.named_parameters():
+            if name in trainable:
+                param.copy_(param.half().float())
+    bi = load_bi_encoder(checkpoints.CHECKPOINTS / settings["miner"])
+    teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
+    depth = settings["test_depth"]
+    results = {}
+    for column, ds in protocol.columns(load_beir(settings["dataset"], "test"),
+                                       load_beir(settings["dataset"], "train")).items():
+        first = dense_run(bi, ds, k=depth)
+        results[column] = {"bi-encoder": metrics.evaluate(first, ds.qrels)}
+        for label, m in (("teacher", teacher), ("student", model)):
+            scores = score_candidates(m, ds, [first], depth)
+            results[column][f"bi-encoder top {depth} -> {label}"] = metrics.evaluate(rerank(first, scores, depth),
+                                                                                    ds.qrels)
+    manifest = _manifest(
+        "small-cross-encoder", args.steps, train_seconds=round(train_seconds), best_step=log[-1]["best_step"],
+        stored="encoder layers, head, scale; fp16", metrics=results, log=log,
+        probe=checkpoints.probe_outputs(model), training_probe=training_probe,
+    )
+    manifest["total_seconds"] = round(time.perf_counter() - start)
+    checkpoints.save_checkpoint(model, trainable, manifest, out, overwrite=args.overwrite)
+    return manifest
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train a course checkpoint.")
     parser.add_argument("recipe", choices=sorted(RECIPES))
@@ -437,7 +682,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, help="override the recipe's steps (for a quick trial)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     parser.add_argument("--verify", action="store_true", help="check the checkpoint against the current code")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a setting (JSON value, e.g. negative_depth=null); needs --record")
+    parser.add_argument("--record", action="store_true",
+                        help="store no weights: add the run's figures to data/checkpoints/<recipe>/variants.json")
     args = parser.parse_args(argv)
+    settings = dict(RECIPES[args.recipe]["settings"])
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in settings:
+            parser.error(f"--set {item}: {args.recipe} has no setting {key!r}; its settings: {', '.join(settings)}.")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    if args.set and not args.record:
+        parser.error("--set changes a recipe: add --record (a checkpoint is made by the recipe's own settings).")
+    if args.record and args.recipe not in ("bi-encoder", "distilled-bi-encoder"):
+        parser.error(f"--record is for the bi-encoder recipes, not {args.recipe}.")
     if args.verify:
         try:
             verify(args.recipe, args.out)
@@ -446,14 +708,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.recipe}: the current code reproduces its settings, outputs and training losses")
         return None
     out = args.out or checkpoints.CHECKPOINTS / args.recipe
-    if out.exists() and not args.overwrite:
+    if out.exists() and not args.overwrite and not args.record:
         parser.error(f"{out} exists: pass --overwrite to replace it (the old one moves to {out.name}.previous).")
     training_probe = RECIPES[args.recipe]["training_probe"]()  # first: the code may be edited during a long run
     if args.recipe == "cross-encoder":
         result = _cross_encoder(args, out, training_probe)
+    elif args.recipe == "small-cross-encoder":
+        result = _small_cross_encoder(args, out, training_probe)
     else:
-        result = _bi_encoder(args, out, training_probe, args.recipe)
-    print(f"wrote {out}")
+        result = _bi_encoder(args, out, training_probe, args.recipe, settings)
+    print(f"recorded in {out / 'variants.json'}" if args.record else f"wrote {out}")
     return result
 
 

@@ -209,6 +209,31 @@ def _training_sample(index, key: str, d_emb: np.ndarray, train_size: int | None,
     return d_emb[np.sort(np.random.default_rng(seed).choice(len(d_emb), n, replace=False))]
 
 
+def synthetic_embeddings(real: np.ndarray, n: int, data: str, noise: float, seed: int = 0) -> np.ndarray:
+    """(n, D) float32 unit vectors for a scale test (``data``): ``"replicate"``, row i is ``real[i % len(real)]``
+    plus seeded Gaussian noise with ``real``'s own covariance times ``noise``, renormalised (the spectrum stays the
+    real corpus's); or ``"random"``, uniform on the sphere (no structure: the hardest case for an ANN index).
+
+    >>> real = np.eye(3, dtype=np.float32)
+    >>> big = synthetic_embeddings(real, n=7, data="replicate", noise=0.1)
+    >>> big.shape, bool(np.allclose(np.linalg.norm(big, axis=1), 1.0)), int(np.argmax(big[4]))
+    ((7, 3), True, 1)
+    """
+    if data not in ("replicate", "random"):
+        raise ValueError(f"data={data!r}: use 'replicate' or 'random'.")
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, real.shape[1]), dtype=np.float32)
+    if data == "replicate":
+        eigval, eigvec = np.linalg.eigh(np.cov(real.T))  # covariance (D, D) = V diag(eigval) V^T
+        scale = (eigvec * np.sqrt(np.clip(eigval, 0, None))).T.astype(np.float32)  # (D, D): z @ scale ~ N(0, cov)
+    for start in range(0, n, 100_000):  # in chunks: a (1M, D) temporary would double the memory
+        rows = np.arange(start, min(n, start + 100_000))
+        z = rng.standard_normal((len(rows), real.shape[1]), dtype=np.float32)  # (B, D)
+        out[rows] = real[rows % len(real)] + noise * (z @ scale) if data == "replicate" else z
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
 def recall_at(approx_ids: Sequence[Sequence], exact_ids: Sequence[Sequence], k: int = 10) -> float:
     """Share of the exact top ``k`` that an approximate search found in its own top ``k``, over Q queries:
 

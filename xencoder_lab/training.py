@@ -76,6 +76,22 @@ class NoDuplicatesBatchSampler:
             order = rest
 
 
+def passes(n: int, size: int, seed: int = 0) -> Iterator[list[int]]:
+    """``size`` indices of ``range(n)`` at a time, endlessly: pass after pass over the rows, each pass in a new
+    seeded shuffle (a batch that spans two passes takes the end of one and the start of the next).
+
+    >>> batches = passes(4, size=2, seed=0)
+    >>> sorted(next(batches) + next(batches))     # one pass: every row once
+    [0, 1, 2, 3]
+    """
+    rng = random.Random(seed)
+    order: list[int] = []
+    while True:
+        if len(order) < size:  # a new pass, reshuffled
+            order.extend(rng.sample(range(n), n))
+        yield [order.pop() for _ in range(size)]
+
+
 def freeze_lower_layers(tower: torch.nn.Module, train_top: int) -> list[str]:
     """Freeze the embeddings and all but the top ``train_top`` transformer layers; return what still trains.
 
@@ -239,13 +255,10 @@ def train_query_tower(
     for param in model.doc_tower.parameters():
         param.requires_grad = False
     d_emb = torch.as_tensor(d_emb, dtype=torch.float32, device=model.device)  # (N, D), no gradient
-    rng = random.Random(seed)
-    order: list[int] = []
+    batches = passes(len(queries), batch_size, seed)
 
     def step_loss(step: int) -> torch.Tensor:
-        if len(order) < batch_size:  # a new pass, reshuffled
-            order.extend(rng.sample(range(len(queries)), len(queries)))
-        chosen = [order.pop() for _ in range(batch_size)]
+        chosen = next(batches)
         q_emb = model(model.tokenize([queries[i] for i in chosen]), "query")  # (B, D)
         target = torch.tensor([positives[i] for i in chosen], device=model.device)  # (B,)
         exclude = None
@@ -297,13 +310,10 @@ def train_cross_encoder(
         raise ValueError(f"unknown loss {loss!r}: use 'listwise' or 'bce'.")
     if pos_weight is not None and loss != "bce":
         raise ValueError(f"pos_weight weighs the positive of a BCE loss, not of loss={loss!r}.")
-    rng = random.Random(seed)
-    order: list[int] = []
+    batches = passes(len(groups), groups_per_step, seed)
 
     def step_loss(step: int) -> torch.Tensor:
-        if len(order) < groups_per_step:  # a new pass over the groups, reshuffled
-            order.extend(rng.sample(range(len(groups)), len(groups)))
-        chosen = [groups[order.pop()] for _ in range(groups_per_step)]
+        chosen = [groups[i] for i in next(batches)]
         queries, docs, width = group_pairs(chosen)
         logits = model(model.tokenize(queries, docs)).view(len(chosen), width)  # (G, 1 + negatives)
         if loss == "listwise":

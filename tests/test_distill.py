@@ -1,0 +1,109 @@
+import json
+
+import pytest
+import torch
+
+from xencoder_lab import distill, recipes
+from xencoder_lab.bi_encoder import BiEncoder
+from xencoder_lab.cross_encoder import CrossEncoder
+from xencoder_lab.training import freeze_lower_layers
+
+GROUPS = [
+    ("Aspirin prevents heart attacks.", "Low-dose aspirin cut second heart attacks.",
+     ["Measles vaccine works.", "Statins lower cholesterol."]),
+    ("Vitamin D protects against tuberculosis.", "Low serum vitamin D was linked to active tuberculosis.",
+     ["Aspirin cut heart attacks.", "Smoking causes lung cancer."]),
+]
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    return CrossEncoder(max_length=64, cosine_scale=20.0)
+
+
+def test_losses_check_shapes_and_margins():
+    teacher = torch.tensor([[5.0, 1.0, 0.0], [2.0, 3.0, -1.0]])
+    assert float(distill.margin_mse_loss(teacher + torch.tensor([[3.0], [-7.0]]), teacher)) == 0.0  # shift per query
+    assert float(distill.score_mse_loss(teacher + 1.0, teacher)) == pytest.approx(1.0)
+    swapped = teacher[:, [0, 2, 1]]
+    assert float(distill.margin_mse_loss(swapped, teacher)) > 0.0
+    with pytest.raises(ValueError, match="one shape"):
+        distill.margin_mse_loss(teacher, teacher[:, :2])
+    with pytest.raises(ValueError, match="W >= 2"):
+        distill.margin_mse_loss(teacher[:, :1], teacher[:, :1])
+
+
+def test_small_cross_encoder_keeps_the_bottom_layers(teacher):
+    student = distill.small_cross_encoder(teacher, layers=2, max_length=32)
+    assert len(student.encoder.encoder.layer) == 2 and len(teacher.encoder.encoder.layer) == 6
+    assert torch.equal(student.encoder.encoder.layer[1].output.dense.weight,
+                       teacher.encoder.encoder.layer[1].output.dense.weight)
+    assert student.encoder.encoder.layer[0] is not teacher.encoder.encoder.layer[0]  # a copy: training it is safe
+    logits = student.score("aspirin", ["aspirin cut heart attacks", "measles"])
+    assert logits.shape == (2,) and logits[0] > logits[1]  # the warm-start cosine still ranks
+    with pytest.raises(ValueError, match="between 1 and 6"):
+        distill.small_cross_encoder(teacher, layers=7)
+
+
+def test_teacher_scores_are_computed_once(teacher, tmp_path, monkeypatch):
+    first = distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path)  # (G, W)
+    assert first.shape == (2, 3) and bool((first[:, 0] > first[:, 1:].max(dim=1).values).all())
+
+    def fail(*args, **kwargs):
+        raise AssertionError("scored again instead of reading the cache")
+
+    monkeypatch.setattr(teacher, "score", fail)
+    assert torch.equal(distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path), first)
+
+
+@pytest.mark.parametrize("loss", distill.LOSSES)
+def test_students_learn_the_teachers_margins(teacher, tmp_path, loss):
+    targets = distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path)
+    targets = targets[:, [0, 2, 1]]  # an order the students do not start with: something to learn
+    torch.manual_seed(0)
+    bi = BiEncoder(max_length=32)
+    freeze_lower_layers(bi.query_tower, 1)
+    small = distill.small_cross_encoder(teacher, layers=1, max_length=32)
+    freeze_lower_layers(small.encoder, 1)
+    students = {"bi-encoder": (bi, lambda g: distill.bi_encoder_group_scores(bi, g, 20.0)),
+                "cross-encoder": (small, lambda g: distill.cross_encoder_group_scores(small, g))}
+    for name, (model, scores) in students.items():
+        with torch.no_grad():
+            before = distill.margin_mse_loss(scores(GROUPS), targets)
+        log = distill.train_student(model, GROUPS, targets, scores, loss=loss, steps=8, groups_per_step=2,
+                                    lr=1e-3, warmup=1, log_every=1, show_progress=False)
+        assert len(log) == 8 and all(entry["loss"] == entry["loss"] for entry in log)  # no NaN
+        if loss != "contrastive":  # the control ignores the teacher
+            with torch.no_grad():
+                after = distill.margin_mse_loss(scores(GROUPS), targets)
+            assert after < before, name
+    with pytest.raises(ValueError, match="unknown loss"):
+        distill.train_student(bi, GROUPS, targets, students["bi-encoder"][1], loss="kl")
+    with pytest.raises(ValueError, match="one row of teacher scores per group"):
+        distill.train_student(bi, GROUPS, targets[:1], students["bi-encoder"][1])
+
+
+def test_recipes_refuse_bad_settings_changes(capsys):
+    with pytest.raises(SystemExit):
+        recipes.main(["bi-encoder", "--set", "negative_depth=null"])  # a change without --record
+    assert "add --record" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipes.main(["bi-encoder", "--set", "no_such_setting=1", "--record"])
+    assert "has no setting 'no_such_setting'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        recipes.main(["cross-encoder", "--record"])
+    assert "--record is for the bi-encoder recipes" in capsys.readouterr().err
+
+
+def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipes.checkpoints, "CHECKPOINTS", tmp_path)
+    settings = {**recipes.BI_ENCODER, "negative_depth": None}
+    manifest = {"command": "python -m xencoder_lab.recipes bi-encoder", "steps": 3, "metrics": {"all": 0.5},
+                "train_seconds": 1, "hardware": {}}
+    run = recipes._record("bi-encoder", settings, manifest, overwrite=False)
+    assert run["changed"] == {"negative_depth": None}
+    assert run["command"].endswith("--set negative_depth=null --record")
+    with pytest.raises(FileExistsError, match="already records"):
+        recipes._record("bi-encoder", settings, {**manifest, "metrics": {"all": 0.9}}, overwrite=False)
+    stored = json.loads((tmp_path / "bi-encoder" / "variants.json").read_text())["runs"]
+    assert [r["metrics"] for r in stored] == [{"all": 0.5}]
