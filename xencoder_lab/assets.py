@@ -10,7 +10,7 @@ readers find them; an editable install (``make course``, ``pip install -e .``) u
 (``python -m xencoder_lab.recipes <recipe>`` writes there too).
 
 >>> sorted(p.name for p in _find("checkpoints").iterdir() if (p / "manifest.json").exists())
-['bi-encoder', 'cross-encoder', 'query-tower']
+['bi-encoder', 'cross-encoder', 'distilled-bi-encoder', 'query-tower', 'small-cross-encoder']
 >>> sorted(p.name for p in TOY_PATH.iterdir())
 ['corpus.jsonl', 'qrels', 'queries.jsonl']
 """
