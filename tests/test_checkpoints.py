@@ -119,9 +119,9 @@ def test_training_probe_is_sensitive_to_the_loss(monkeypatch):
     stored = checkpoints.read_manifest(checkpoints.CHECKPOINTS / "bi-encoder")["training_probe"]
     from xencoder_lab import losses
 
-    original = losses.in_batch_negatives_loss
-    monkeypatch.setattr("xencoder_lab.training.in_batch_negatives_loss",
-                        lambda q, d, t: original(q, d, t, symmetric=True))  # another loss, same shapes
+    original = losses.scores_loss
+    monkeypatch.setattr("xencoder_lab.training.scores_loss",
+                        lambda scores, t: original(scores, 2 * t))  # another loss, same shapes
     assert not checkpoints.close_enough(stored, recipes.bi_encoder_training_probe())
 
 

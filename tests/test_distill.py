@@ -92,7 +92,7 @@ def test_recipes_refuse_bad_settings_changes(capsys):
     assert "has no setting 'no_such_setting'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         recipes.main(["cross-encoder", "--record"])
-    assert "--record is for the bi-encoder recipes" in capsys.readouterr().err
+    assert "--record is for bi-encoder, distilled-bi-encoder" in capsys.readouterr().err
 
 
 def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):

@@ -24,6 +24,9 @@ Each module is built step by step in one notebook (its docstring names it); late
   (notebook 05)
 - ``export``: a course model as a folder that sentence-transformers loads, giving the same scores (notebook 05)
 - ``runtime``: a course model's forward pass in ONNX Runtime, float32 or int8 (notebook 06)
+- ``distill``: a cross-encoder's scores taught to a student, MSE and MarginMSE; a small cross-encoder (notebook 06)
+- ``poly_encoder``: m learned codes read the query, the document attends over their views (notebook 07)
+- ``colbert``: a vector a token, MaxSim late interaction, exact and token-index search (notebook 08)
 """
 
 __version__ = "0.1.0"

@@ -10,7 +10,8 @@ readers find them; an editable install (``make course``, ``pip install -e .``) u
 (``python -m xencoder_lab.recipes <recipe>`` writes there too).
 
 >>> sorted(p.name for p in _find("checkpoints").iterdir() if (p / "manifest.json").exists())
-['bi-encoder', 'cross-encoder', 'distilled-bi-encoder', 'query-tower', 'small-cross-encoder']
+['bi-encoder', 'colbert', 'cross-encoder', 'distilled-bi-encoder', 'poly-encoder', 'query-tower',
+ 'small-cross-encoder']
 >>> sorted(p.name for p in TOY_PATH.iterdir())
 ['corpus.jsonl', 'qrels', 'queries.jsonl']
 """

@@ -135,8 +135,9 @@ class BiEncoder(torch.nn.Module):
     def dim(self) -> int:
         return self.query_tower.config.hidden_size
 
-    def tokenize(self, texts: Sequence[str]) -> Mapping[str, torch.Tensor]:
-        """Token ids for one batch, padded to its longest text and cut at ``max_length``, on the model's device."""
+    def tokenize(self, texts: Sequence[str], tower: str = "query") -> Mapping[str, torch.Tensor]:
+        """Token ids for one batch, padded to its longest text and cut at ``max_length``, on the model's device.
+        Both towers read the same tokens (``tower`` is for models that mark queries and documents: ColBERT)."""
         return self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
@@ -172,6 +173,10 @@ class BiEncoder(torch.nn.Module):
                 texts, self.tokenizer, lambda batch: self(batch, tower), self.max_length, batch_size, show_progress,
                 self.device,
             )
+
+    def similarity(self, q_emb: torch.Tensor, d_emb: torch.Tensor) -> torch.Tensor:
+        """Training scores (Q, N) of a batch: q_emb @ d_emb.T, with grads (a poly-encoder overrides it)."""
+        return q_emb @ d_emb.T  # (Q, N)
 
     @staticmethod
     def score(q_emb, d_emb):

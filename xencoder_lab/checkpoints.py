@@ -74,19 +74,26 @@ def close_enough(stored, current, tolerance: float = 1e-3) -> bool:
 
 def probe_outputs(model) -> list[list[float]]:
     """The model's outputs on the fixed probe inputs: a bi-encoder's query-document scores (3, 3) and the
-    first 8 dimensions of each document embedding; a cross-encoder's logits for every (query, document) pair.
+    first 8 dimensions of each document embedding; a cross-encoder's logits for every (query, document) pair;
+    ColBERT's MaxSim scores (3, 3) and the first 8 dimensions of the first three token vectors.
     """
     from .bi_encoder import BiEncoder
+    from .colbert import ColBERT, maxsim, pad_documents
     from .cross_encoder import CrossEncoder
 
     docs = [document_text(doc) for doc in PROBE_DOCUMENTS]
     if isinstance(model, BiEncoder):
         q_emb, d_emb = model.encode_queries(PROBE_QUERIES), model.encode_documents(docs)  # (3, D), (3, D)
-        return np.round(np.concatenate([q_emb @ d_emb.T, d_emb[:, :8]], axis=1).astype(float), 6).tolist()  # (3, 11)
+        scores = model.score(q_emb, d_emb)  # (3, 3): dot products, or a poly-encoder's scores
+        return np.round(np.concatenate([scores, d_emb[:, :8]], axis=1).astype(float), 6).tolist()  # (3, 11)
     if isinstance(model, CrossEncoder):
         logits = model.score([q for q in PROBE_QUERIES for _ in docs], docs * len(PROBE_QUERIES))  # (9,)
         return np.round(logits.reshape(len(PROBE_QUERIES), len(docs)).astype(float), 5).tolist()  # (3, 3)
-    raise TypeError(f"no probe for a {type(model).__name__}: give a BiEncoder or a CrossEncoder.")
+    if isinstance(model, ColBERT):
+        vectors, lengths = model.encode_documents(docs)  # (T, dim), (3,)
+        scores = maxsim(torch.from_numpy(model.encode_queries(PROBE_QUERIES)), pad_documents(vectors, lengths))
+        return np.round(np.concatenate([scores.numpy(), vectors[:3, :8].astype(float)], axis=1), 5).tolist()  # (3, 11)
+    raise TypeError(f"no probe for a {type(model).__name__}: give a BiEncoder, a CrossEncoder or a ColBERT.")
 
 
 def hardware() -> dict:
@@ -198,6 +205,20 @@ def artifact_arguments(
     if not args.check and args.out.exists() and not args.overwrite:
         parser.error(f"{args.out} exists: pass --overwrite to replace it.")
     return args
+
+
+def variants(name: str, metric: str = "ndcg@10", folder: str | os.PathLike | None = None) -> dict[str, dict]:
+    """A recipe's runs with one setting changed (``variants.json`` beside its checkpoint, written by
+    ``recipes --set KEY=VALUE --record``): ``{"key=value": {column: metric}}``, as each run measured them on the
+    full test split, plus its training seconds under ``"train seconds"``."""
+    path = Path(folder or CHECKPOINTS / name) / "variants.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: record a variant with "
+                                f"`python -m xencoder_lab.recipes {name} --set KEY=VALUE --record`.")
+    runs = json.loads(path.read_text())["runs"]
+    return {", ".join(f"{k}={v}" for k, v in run["changed"].items()):
+            {**{column: m[metric] for column, m in run["metrics"]["fine-tuned"].items()},
+             "train seconds": run["train_seconds"]} for run in runs}
 
 
 def write_manifest(folder: str | os.PathLike, manifest: dict) -> None:

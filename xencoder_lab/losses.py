@@ -39,15 +39,28 @@ def in_batch_negatives_loss(
     if q_emb.ndim != 2 or d_emb.ndim != 2 or d_emb.shape[0] < q_emb.shape[0] or d_emb.shape[1] != q_emb.shape[1]:
         shapes = f"{tuple(q_emb.shape)} and {tuple(d_emb.shape)}"
         raise ValueError(f"need q_emb (B, D) and d_emb (B + extra, D), got {shapes}.")
+    B = q_emb.shape[0]
+    scores = q_emb @ d_emb.T  # (B, B + extra)
+    loss = scores_loss(scores, temperature)
+    if symmetric:
+        loss = (loss + scores_loss(scores[:, :B].T, temperature)) / 2  # (B, B): document i -> query i
+    return loss
+
+
+def scores_loss(scores: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """InfoNCE on a score matrix (B, B + extra) whose diagonal holds the positives: cross-entropy of
+    scores / temperature with labels 0..B-1. Any model that scores every query of a batch against every
+    document (dot products, a poly-encoder's attention, ColBERT's MaxSim) trains with it.
+
+    >>> round(scores_loss(torch.eye(3), temperature=1.0).item(), 4)      # the same as the dot products above
+    0.5514
+    """
+    if scores.ndim != 2 or scores.shape[1] < scores.shape[0]:
+        raise ValueError(f"need scores (B, B + extra), positives on the diagonal, got {tuple(scores.shape)}.")
     if temperature <= 0:
         raise ValueError(f"temperature={temperature}: it must be positive (scale = 1 / temperature).")
-    B = q_emb.shape[0]
-    scores = q_emb @ d_emb.T / temperature  # (B, B + extra)
-    labels = torch.arange(B, device=scores.device)  # (B,)
-    loss = F.cross_entropy(scores, labels)
-    if symmetric:
-        loss = (loss + F.cross_entropy(scores[:, :B].T, labels)) / 2  # (B, B): document i -> query i
-    return loss
+    labels = torch.arange(len(scores), device=scores.device)  # (B,)
+    return F.cross_entropy(scores / temperature, labels)
 
 
 def corpus_softmax_loss(

@@ -35,7 +35,7 @@ from .bm25 import BM25
 from .cache import ScoreCache
 from .cross_encoder import CrossEncoder, pair_key, rerank, score_candidates
 from .data import Dataset, document_text
-from .retrieval import DenseSearcher
+from .retrieval import searcher_for
 
 
 @dataclass
@@ -97,12 +97,13 @@ class Pipeline:
         self.ds, self.fusion = ds, fusion
         self.texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
         self.reranker, self.score_cache = reranker, score_cache
-        if isinstance(first_stage, BiEncoder):
-            self.first_stage = DenseSearcher(first_stage, ds)  # the corpus embedded once, from the cache
+        if isinstance(first_stage, BiEncoder) or hasattr(first_stage, "searcher"):
+            self.first_stage = searcher_for(first_stage, ds)  # the corpus embedded once, from the cache
         elif first_stage == "bm25":
             self.first_stage = BM25(list(self.texts.values()), list(self.texts))
         else:
-            raise ValueError(f"unknown first stage {first_stage!r}: use 'bm25' or a BiEncoder.")
+            raise ValueError(f"unknown first stage {first_stage!r}: use 'bm25' or a model (BiEncoder, PolyEncoder, "
+                             "ColBERT).")
 
     def search(self, query: str, k1: int = 100, k2: int = 10) -> Result:
         """Top ``k2`` documents for ``query``, reranked from the first stage's top ``k1``."""
@@ -123,6 +124,15 @@ class Pipeline:
             top_scores = [scores_q[d] for d in top]
         end = time.perf_counter()
         return Result(top, top_scores, first, {"first_stage": middle - start, "rerank": end - middle})
+
+    def stage_seconds(self, queries: Sequence[str], k1: int = 100, k2: int = 10) -> dict[str, np.ndarray]:
+        """Seconds of each stage for each query searched alone (after one unmeasured warm-up search), as a user
+        meets them: ``{"first_stage": (Q,), "rerank": (Q,)}``."""
+        if not queries:
+            raise ValueError("no queries to time: give at least one.")
+        self.search(queries[0], k1=k1, k2=k2)  # warm-up: first calls allocate
+        timings = [self.search(query, k1=k1, k2=k2).seconds for query in queries]
+        return {stage: np.array([t[stage] for t in timings]) for stage in timings[0]}
 
     def _logits(self, query: str, docs: Sequence[str]) -> np.ndarray:
         """The reranker's logits (k1,) for one query's candidates; with a score cache, only the pairs it lacks

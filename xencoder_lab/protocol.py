@@ -23,7 +23,9 @@ in train, so validation rewards what generalizes, not what was memorised.
 from __future__ import annotations
 
 import random
+from typing import Callable, Mapping
 
+from . import metrics
 from .data import Dataset, load_beir
 
 OUT_OF_DOMAIN = "cacm"  # a BEIR-format folder found like any dataset (XLAB_DATA, the cache, a path)
@@ -99,3 +101,37 @@ def columns(test: Dataset, train: Dataset, out_of_domain: Dataset | None = None)
     is loaded like any dataset unless given)."""
     out_of_domain = out_of_domain or load_beir(OUT_OF_DOMAIN, "test")
     return {"all": test, "unseen": split_seen(test, train)[1], "CACM": out_of_domain}
+
+
+def evaluate_columns(
+    system: Callable[[Dataset], object], columns: Mapping[str, Dataset], k1: int = 100, metric: str = "ndcg@10"
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
+    """One system on every column: ``(runs, scores)``, each ``{column: ...}``. ``system(ds)`` builds it over a
+    column's corpus (e.g. ``lambda ds: Pipeline(ds, model, reranker)``: its ``run`` ranks every query, the first
+    stage's top 100 (the whole corpus, if smaller) with its top ``k1`` reranked); ``scores`` holds ``metric``
+    per column.
+
+    >>> from xencoder_lab.data import TOY_PATH, load_beir
+    >>> from xencoder_lab.pipeline import Pipeline
+    >>> toy = {"all": load_beir("toy", path=TOY_PATH)}
+    >>> runs, scores = evaluate_columns(lambda ds: Pipeline(ds, "bm25"), toy)
+    >>> round(scores["all"], 3) > 0.5
+    True
+    """
+    depth = {column: min(100, len(ds.corpus)) for column, ds in columns.items()}  # a toy corpus holds fewer
+    runs = {column: system(ds).run(k1=min(k1, depth[column]), k=depth[column], show_progress=False)
+            for column, ds in columns.items()}
+    return runs, {column: metrics.evaluate(runs[column], ds.qrels, [metric])[metric] for column, ds in columns.items()}
+
+
+def show(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, Dataset], title: str = "nDCG@10") -> None:
+    """Print ``{system: {column: value}}`` as a table, one column per dataset with its query count.
+
+    >>> from xencoder_lab.data import TOY_PATH, load_beir
+    >>> show({"BM25": {"all": 0.5}}, {"all": load_beir("toy", path=TOY_PATH)})
+    nDCG@10                                              all (6)
+    BM25                                                   0.500
+    """
+    print(f"{title:48}" + "".join(f"{f'{name} ({len(ds.queries)})':>13}" for name, ds in columns.items()))
+    for name, values in rows.items():
+        print(f"{name:48}" + "".join(f"{values[c]:13.3f}" if c in values else f"{'-':>13}" for c in columns))

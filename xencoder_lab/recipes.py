@@ -5,6 +5,8 @@
     python -m xencoder_lab.recipes query-tower             # the query tower alone, the documents frozen
     python -m xencoder_lab.recipes small-cross-encoder     # 2 layers, 128 tokens, distilled from the cross-encoder
     python -m xencoder_lab.recipes distilled-bi-encoder    # the bi-encoder taught by the cross-encoder (MarginMSE)
+    python -m xencoder_lab.recipes poly-encoder            # 16 codes, LoRA on the top 3 layers
+    python -m xencoder_lab.recipes colbert                 # 128-d token vectors, LoRA on the top 3 layers
 
 A recipe is its settings plus the code that uses them. Each manifest keeps the settings, the trained model's
 outputs on fixed inputs (``checkpoints.probe_outputs``) and the first losses of its training loop on the toy
@@ -13,14 +15,15 @@ committed checkpoint. Choices are made on a validation split carved from SciFact
 measured, for the manifest.
 
 Built in notebook 03 (the fine-tuned bi-encoder and the query tower); the cross-encoder recipe belongs to
-notebook 04, the two distilled students to notebook 06. The bi-encoder and cross-encoder recipes hold out 80
-training claims at random; the query-tower and distillation recipes hold them out by document
-(``protocol.split_validation_by_document``), and the query tower and the small cross-encoder keep their best
-evaluation by them.
+notebook 04, the two distilled students to notebook 06, the poly-encoder to 07 and ColBERT to 08. The
+bi-encoder and cross-encoder recipes hold out 80 training claims at random; the others hold them out by
+document (``protocol.split_validation_by_document``), and the query tower and the small cross-encoder keep their
+best evaluation by them. The poly-encoder and ColBERT train LoRA adapters (``training.add_lora``) on the
+bi-encoder recipe's pairs and hard negatives, so their checkpoints store under a megabyte.
 
-``--set KEY=VALUE --record`` trains a bi-encoder recipe with a setting changed and adds its figures, not its
+``--set KEY=VALUE --record`` trains a single-model recipe with a setting changed and adds its figures, not its
 weights, to ``variants.json`` beside the checkpoint (notebook 06 compares hard negatives with in-batch negatives
-only, and the distillation losses, this way).
+only, and the distillation losses, this way; notebook 07 the number of codes).
 """
 
 from __future__ import annotations
@@ -36,11 +39,20 @@ import torch
 
 from . import checkpoints, distill, metrics, protocol
 from .bi_encoder import BiEncoder, encode_corpus
+from .colbert import ColBERT
 from .cross_encoder import CrossEncoder, rerank, score_candidates
 from .data import TOY_PATH, document_text, load_beir, split_validation
 from .negatives import mine_groups, mine_hard_negatives, mine_negatives
+from .poly_encoder import PolyEncoder
 from .retrieval import dense_run
-from .training import freeze_lower_layers, train_bi_encoder, train_cross_encoder, train_query_tower, training_pairs
+from .training import (
+    add_lora,
+    freeze_lower_layers,
+    train_bi_encoder,
+    train_cross_encoder,
+    train_query_tower,
+    training_pairs,
+)
 
 BI_ENCODER = {
     "dataset": "scifact",
@@ -62,10 +74,10 @@ BI_ENCODER = {
 def bi_encoder_training_data(model: BiEncoder, settings: dict):
     """(pairs, hard negative texts, validation split): every train judgment outside validation, one mined
     negative each (ranked by ``model``, see ``negatives.mine_hard_negatives``); no negatives (None) when
-    ``negative_depth`` is None: in-batch negatives only."""
-    train, validation = split_validation(
-        load_beir(settings["dataset"], "train"), settings["validation_queries"], settings["seed"]
-    )
+    ``negative_depth`` is None: in-batch negatives only. Validation claims are drawn at random, or by document
+    (``protocol.split_validation_by_document``) when the settings say ``"validation": "by document"``."""
+    split = protocol.split_validation_by_document if settings.get("validation") == "by document" else split_validation
+    train, validation = split(load_beir(settings["dataset"], "train"), settings["validation_queries"], settings["seed"])
     doc_ids = list(train.corpus)
     column = {doc_id: i for i, doc_id in enumerate(doc_ids)}
     judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
@@ -75,7 +87,7 @@ def bi_encoder_training_data(model: BiEncoder, settings: dict):
     d_emb = encode_corpus(model, train)  # (N, D), cached
     q_emb = model.encode_queries([train.queries[qid] for qid, _ in judged])  # (P, D)
     negatives = mine_hard_negatives(
-        q_emb @ d_emb.T,  # (P, N)
+        model.score(q_emb, d_emb),  # (P, N)
         positives=[column[doc_id] for _, doc_id in judged],
         relevant=[{column[d] for d in train.qrels[qid]} for qid, _ in judged],
         depth=settings["negative_depth"],
@@ -104,6 +116,104 @@ def train_bi_encoder_recipe(settings: dict = BI_ENCODER, steps: int | None = Non
         log_every=4,
     )
     return model, trainable, log, validation
+
+
+POLY_ENCODER = {
+    **{k: v for k, v in BI_ENCODER.items() if k != "pooling"},
+    "validation": "by document",
+    "codes": 16,  # m learned codes
+    "scale": 20.0,  # the document's attention over the m views: softmax(20 * cosines)
+    "init_std": 1e-3,  # codes start near 0: every view starts as the mean-pooled query (the bi-encoder)
+    "lora_rank": 16,  # on the top 3 layers (train_top_layers): a 0.7 MB checkpoint
+    "lr": 3e-4,  # LoRA learns at about ten times a full fine-tune's rate
+    "codes_lr": 1e-3,
+}
+
+
+def train_poly_encoder_recipe(settings: dict = POLY_ENCODER, steps: int | None = None):
+    """Train a poly-encoder from all-MiniLM-L6-v2 on SciFact train, the bi-encoder recipe's data and loss with
+    LoRA on the top layers and the m codes: ``(model, trainable parameter names, loss log, validation)``."""
+    torch.manual_seed(settings["seed"])
+    model = _poly_encoder(settings)
+    pairs, negatives, validation = bi_encoder_training_data(model, settings)  # mined by the untrained model
+    lora, groups = _poly_lora(model, settings)
+    log = train_bi_encoder(
+        model, pairs, steps=steps or settings["steps"], batch_size=settings["batch_size"], warmup=settings["warmup"],
+        temperature=settings["temperature"], hard_negatives=negatives, seed=settings["seed"], log_every=4,
+        param_groups=groups,
+    )
+    return model, lora + ["codes"], log, validation
+
+
+def _poly_encoder(settings: dict, device=None) -> PolyEncoder:
+    return PolyEncoder(codes=settings["codes"], scale=settings["scale"], max_length=settings["max_length"],
+                       init_std=settings["init_std"], seed=settings["seed"], device=device)
+
+
+def _poly_lora(model: PolyEncoder, settings: dict) -> tuple[list[str], list[dict]]:
+    """LoRA on the query tower's top layers: (the LoRA parameters' names, AdamW's groups: LoRA, codes)."""
+    names = add_lora(model.query_tower, settings["lora_rank"], settings["train_top_layers"])
+    lora = ["query_tower." + n for n in names]
+    groups = [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
+              {"params": [model.codes], "lr": settings["codes_lr"]}]
+    return lora, groups
+
+
+def load_poly_encoder(folder: str | Path | None = None, device=None) -> PolyEncoder:
+    """The course poly-encoder: the base model, its LoRA updates and codes laid over it (``folder`` defaults to
+    the ``poly-encoder`` checkpoint)."""
+    folder = Path(folder or checkpoints.CHECKPOINTS / "poly-encoder")
+    settings = checkpoints.read_manifest(folder)["settings"]
+    model = _poly_encoder(settings, device)
+    _poly_lora(model, settings)
+    model.to(model.device).eval()
+    return checkpoints.load_weights(model, folder)
+
+
+COLBERT = {
+    **{k: v for k, v in BI_ENCODER.items() if k != "pooling"},
+    "validation": "by document",
+    "miner": "zero-shot bi-encoder",  # hard negatives as the bi-encoder recipe mines them
+    "dim": 128,  # each token vector projected to 128 dimensions
+    "query_length": 32,  # queries padded with [MASK] to 32 tokens (query augmentation)
+    "augment": True,
+    "lora_rank": 16,  # on the top 3 layers (train_top_layers), and the projection: a 0.8 MB checkpoint
+    "lr": 3e-4,
+    "projection_lr": 1e-3,
+    "temperature": 1.0,  # MaxSim sums Lq cosines: scores already span tens of units
+}
+
+
+def _colbert(settings: dict, device=None) -> tuple[ColBERT, list[str], list[dict]]:
+    """The recipe's ColBERT with LoRA on its top layers: (model, trainable names, AdamW's groups)."""
+    model = ColBERT(dim=settings["dim"], query_length=settings["query_length"], max_length=settings["max_length"],
+                    augment=settings["augment"], seed=settings["seed"], device=device)
+    lora = ["tower." + n for n in add_lora(model.tower, settings["lora_rank"], settings["train_top_layers"])]
+    groups = [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
+              {"params": [model.projection.weight], "lr": settings["projection_lr"]}]
+    model.to(model.device)
+    return model, lora + ["projection.weight"], groups
+
+
+def train_colbert_recipe(settings: dict = COLBERT, steps: int | None = None):
+    """Train ColBERT from all-MiniLM-L6-v2 on SciFact train, the bi-encoder recipe's pairs and mined negatives
+    with MaxSim scores: ``(model, trainable parameter names, loss log, validation)``."""
+    torch.manual_seed(settings["seed"])
+    pairs, negatives, validation = bi_encoder_training_data(BiEncoder(max_length=settings["max_length"]), settings)
+    model, trainable, groups = _colbert(settings)
+    log = train_bi_encoder(
+        model, pairs, steps=steps or settings["steps"], batch_size=settings["batch_size"], warmup=settings["warmup"],
+        temperature=settings["temperature"], hard_negatives=negatives, seed=settings["seed"], log_every=4,
+        param_groups=groups,
+    )
+    return model, trainable, log, validation
+
+
+def load_colbert(folder: str | Path | None = None, device=None) -> ColBERT:
+    """The course ColBERT: the base model, its LoRA updates and projection (``folder``: default the checkpoint)."""
+    folder = Path(folder or checkpoints.CHECKPOINTS / "colbert")
+    model, _, _ = _colbert(checkpoints.read_manifest(folder)["settings"], device)
+    return checkpoints.load_weights(model.eval(), folder)
 
 
 QUERY_TOWER = {
@@ -374,13 +484,35 @@ def bi_encoder_training_probe(settings: dict = BI_ENCODER, steps: int = 3) -> li
     torch.manual_seed(settings["seed"])
     model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
     freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    return _toy_pairs_probe(model, settings, steps)
+
+
+def poly_encoder_training_probe(settings: dict = POLY_ENCODER, steps: int = 3) -> list[float]:
+    """The first ``steps`` losses of the recipe's training on the toy set, as ``bi_encoder_training_probe``:
+    the recipe's codes, LoRA and learning rates."""
+    torch.manual_seed(settings["seed"])
+    model = _poly_encoder(settings)
+    return _toy_pairs_probe(model, settings, steps, _poly_lora(model, settings)[1])
+
+
+def colbert_training_probe(settings: dict = COLBERT, steps: int = 3) -> list[float]:
+    """The first ``steps`` losses of the recipe's training on the toy set, as ``bi_encoder_training_probe``:
+    the recipe's ColBERT, LoRA, learning rates and temperature."""
+    torch.manual_seed(settings["seed"])
+    model, _, groups = _colbert(settings)
+    return _toy_pairs_probe(model, settings, steps, groups)
+
+
+def _toy_pairs_probe(model, settings: dict, steps: int, param_groups=None) -> list[float]:
+    """``train_bi_encoder`` on the toy pairs, batches of 4, each query paired with the next pair's document
+    and one toy document as every pair's hard negative: the first ``steps`` losses."""
     toy = load_beir("toy", path=TOY_PATH)
     queries, docs = zip(*training_pairs(toy))
     pairs = list(zip(queries, docs[1:] + docs[:1]))
     log = train_bi_encoder(
         model, pairs, steps=steps, batch_size=4, lr=settings["lr"], warmup=1, temperature=settings["temperature"],
         hard_negatives=[document_text(toy.corpus["d16"])] * len(pairs), seed=settings["seed"], log_every=1,
-        show_progress=False,
+        show_progress=False, param_groups=param_groups,
     )
     return [round(entry["loss"], 5) for entry in log]
 
@@ -466,8 +598,17 @@ RECIPES = {
     "query-tower": {"settings": QUERY_TOWER, "training_probe": query_tower_training_probe},
     "small-cross-encoder": {"settings": SMALL_CROSS_ENCODER, "training_probe": small_cross_encoder_training_probe},
     "distilled-bi-encoder": {"settings": DISTILLED_BI_ENCODER, "training_probe": distilled_bi_encoder_training_probe},
+    "poly-encoder": {"settings": POLY_ENCODER, "training_probe": poly_encoder_training_probe},
+    "colbert": {"settings": COLBERT, "training_probe": colbert_training_probe},
 }
 CROSS_ENCODERS = ("cross-encoder", "small-cross-encoder")
+
+
+def load(name: str, folder: str | Path | None = None, device=None):
+    """The course checkpoint of recipe ``name`` (from ``folder``, default its own), with the loader it needs."""
+    default = load_cross_encoder if name in CROSS_ENCODERS else load_bi_encoder
+    loader = {"poly-encoder": load_poly_encoder, "colbert": load_colbert}.get(name, default)
+    return loader(folder or checkpoints.CHECKPOINTS / name, device=device)
 
 
 class StaleCheckpointError(RuntimeError):
@@ -490,7 +631,7 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
         changed = sorted(k for k in {**manifest["settings"], **RECIPES[name]["settings"]}
                          if manifest["settings"].get(k) != RECIPES[name]["settings"].get(k))
         problems.append(f"the recipe's settings changed ({', '.join(changed)})")
-    model = (load_cross_encoder if name in CROSS_ENCODERS else load_bi_encoder)(folder, device="cpu")
+    model = load(name, folder, device="cpu")
     if "probe" not in manifest or "training_probe" not in manifest:
         problems.append("its manifest holds no probes (a run that did not finish?)")
     else:
@@ -555,11 +696,13 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str, setting
     its query tower's trained layers (or, with ``--record``, only its figures: ``_record``)."""
     start = time.perf_counter()
     train_recipe = {"bi-encoder": train_bi_encoder_recipe, "query-tower": train_query_tower_recipe,
-                    "distilled-bi-encoder": train_distilled_bi_encoder_recipe}[name]
+                    "distilled-bi-encoder": train_distilled_bi_encoder_recipe,
+                    "poly-encoder": train_poly_encoder_recipe, "colbert": train_colbert_recipe}[name]
     model, trainable, log, validation = train_recipe(settings, steps=args.steps)
     train_seconds = time.perf_counter() - start
+    stored = model if name in ("poly-encoder", "colbert") else model.query_tower  # the trainable names' owner
     with torch.no_grad():  # measure exactly what is stored: the fp16 weights
-        for param_name, param in model.query_tower.named_parameters():
+        for param_name, param in stored.named_parameters():
             if param_name in trainable:
                 param.copy_(param.half().float())
     splits = {"validation": validation,
@@ -569,15 +712,18 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str, setting
         return {split: metrics.evaluate(dense_run(m, ds), ds.qrels) for split, ds in splits.items()}
 
     extra = {"best_step": log[-1]["best_step"]} if "best_step" in log[-1] else {}
+    what = {"poly-encoder": "LoRA updates of the top layers and the codes, fp16",
+            "colbert": "LoRA updates of the top layers and the projection, fp16"}.get(name,
+                                                                                       "query_tower top layers, fp16")
     manifest = _manifest(
-        name, args.steps, train_seconds=round(train_seconds), stored="query_tower top layers, fp16", **extra,
+        name, args.steps, train_seconds=round(train_seconds), stored=what, **extra,
         metrics={"fine-tuned": evaluate(model), "zero-shot": evaluate(BiEncoder())}, log=log,
         probe=checkpoints.probe_outputs(model), training_probe=training_probe,
     )
     manifest["total_seconds"] = round(time.perf_counter() - start)
     if args.record:
         return _record(name, settings, manifest, args.overwrite)
-    checkpoints.save_checkpoint(model.query_tower, trainable, manifest, out, overwrite=args.overwrite)
+    checkpoints.save_checkpoint(stored, trainable, manifest, out, overwrite=args.overwrite)
     return manifest
 
 
@@ -698,8 +844,9 @@ def main(argv: list[str] | None = None) -> None:
             settings[key] = value
     if args.set and not args.record:
         parser.error("--set changes a recipe: add --record (a checkpoint is made by the recipe's own settings).")
-    if args.record and args.recipe not in ("bi-encoder", "distilled-bi-encoder"):
-        parser.error(f"--record is for the bi-encoder recipes, not {args.recipe}.")
+    recordable = ("bi-encoder", "distilled-bi-encoder", "poly-encoder", "colbert")
+    if args.record and args.recipe not in recordable:
+        parser.error(f"--record is for {', '.join(recordable)}, not {args.recipe}.")
     if args.verify:
         try:
             verify(args.recipe, args.out)

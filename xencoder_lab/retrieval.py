@@ -234,6 +234,21 @@ def synthetic_embeddings(real: np.ndarray, n: int, data: str, noise: float, seed
     return out
 
 
+def top_k(scores: np.ndarray, ids: Sequence[str], k: int) -> tuple[list[list[str]], np.ndarray]:
+    """The best ``k`` of each row of a score matrix (Q, N) over documents ``ids``: (ids, scores (Q, k)), best
+    first, ties in corpus order. For models an inner-product index cannot search (poly-encoder, ColBERT).
+
+    >>> top_k(np.array([[0.1, 0.9, 0.5]]), ["a", "b", "c"], k=2)
+    ([['b', 'c']], array([[0.9, 0.5]]))
+    """
+    if scores.ndim != 2 or scores.shape[1] != len(ids):
+        raise ValueError(f"need scores (Q, N) for N = {len(ids)} documents, got shape {scores.shape}.")
+    if not 1 <= k <= len(ids):
+        raise ValueError(f"k={k} but the corpus has {len(ids)} documents: use 1 <= k <= {len(ids)}.")
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (Q, k)
+    return [[ids[i] for i in row] for row in top], np.take_along_axis(scores, top, axis=1)
+
+
 def recall_at(approx_ids: Sequence[Sequence], exact_ids: Sequence[Sequence], k: int = 10) -> float:
     """Share of the exact top ``k`` that an approximate search found in its own top ``k``, over Q queries:
 
@@ -284,6 +299,15 @@ def run_queries(searcher, ds, k: int = 100) -> dict[str, list[str]]:
     return dict(zip(qids, ids))
 
 
+def searcher_for(model, ds, cache_root: str | os.PathLike | None = None):
+    """The first stage a model gives over ``ds``: its own ``searcher(ds)`` when it has one (poly-encoder,
+    ColBERT), else a ``DenseSearcher`` (a ``BiEncoder``)."""
+    if hasattr(model, "searcher"):
+        return model.searcher(ds, cache_root=cache_root)
+    return DenseSearcher(model, ds, cache_root)
+
+
 def dense_run(model, ds, k: int = 100) -> dict[str, list[str]]:
-    """Rank ``ds.corpus`` for every query of ``ds`` with a ``BiEncoder``: {query id: top-k document ids}."""
-    return run_queries(DenseSearcher(model, ds), ds, k)
+    """Rank ``ds.corpus`` for every query of ``ds`` with a ``BiEncoder`` (or a poly-encoder or ColBERT, through
+    ``searcher_for``): {query id: top-k document ids}."""
+    return run_queries(searcher_for(model, ds), ds, k)
