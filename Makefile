@@ -13,6 +13,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 PIP = $(VENV)/bin/python -m pip
 STAMP = $(VENV)/.xencoder-lab-installed
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: course test reproduce setup
 
@@ -37,5 +38,9 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install --quiet -e .[dev]
+	$(PIP) install --quiet -e .[dev,scale]
+	@# the browser test's Chromium (tests/test_browser.py), from the system's packages where apt-get is there
+	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+	  { $(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }; } || \
+	  echo "no Chromium: the browser test will be skipped (install Debian's chromium package to run it)"
 	touch $(STAMP)

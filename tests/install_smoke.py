@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import subprocess
 import sys
 import sysconfig
 from pathlib import Path
@@ -59,6 +60,11 @@ def main() -> None:
     version = importlib.metadata.version("xencoder-lab")
     if version != xencoder_lab.__version__:
         sys.exit(f"installed metadata says {version}, xencoder_lab.__version__ says {xencoder_lab.__version__}")
+    command = [str(Path(sys.executable).with_name("xencoder-lab")), "evaluate", "--data", str(data.TOY_PATH),
+               "--systems", "bm25", "--latency-queries", "0"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 or "bm25" not in done.stdout:
+        sys.exit(f"the installed command `{' '.join(command)}` failed: {done.stderr}")
     print(json.dumps({"version": version, **toy_scores()}))
 
 

@@ -19,7 +19,8 @@ def _name(requirement: str) -> str:
 
 def test_environment_yml_installs_what_pyproject_declares():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    declared = project["dependencies"] + extras["dev"] + extras["scale"]  # make installs both extras
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     in_env = [r for r in pip_section if not r.startswith("-e")]
@@ -30,7 +31,7 @@ def test_environment_yml_installs_what_pyproject_declares():
 def test_torch_is_pinned_and_installed_first():
     makefile = (ROOT / "Makefile").read_text()
     assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()
-    assert makefile.index("$(TORCH)") < makefile.index("-e .[dev]")
+    assert makefile.index("$(TORCH)") < makefile.index("-e .[dev,scale]")
 
 
 def test_ci_runs_the_readme_test_command():

@@ -71,8 +71,9 @@ def fuse(first: Mapping[str, float], second: Mapping[str, float], weight: float)
 
 
 class Pipeline:
-    """A first stage (``"bm25"`` or a ``BiEncoder``) over ``ds.corpus``, then an optional ``CrossEncoder``,
-    whose logits are optionally fused with the first stage's scores (``fusion``, see ``fuse``).
+    """A first stage (``"bm25"``, a model, or a searcher such as ``retrieval.DenseSearcher`` over a vector
+    database) over ``ds.corpus``, then an optional ``CrossEncoder``, whose logits are optionally fused with the
+    first stage's scores (``fusion``, see ``fuse``).
 
     ``search`` answers one query and times each stage; ``run`` ranks every query of ``ds`` for evaluation.
     Both go through the same first stage (``first_stage.search``: texts in, ids and scores out) and the same
@@ -83,7 +84,7 @@ class Pipeline:
     def __init__(
         self,
         ds: Dataset,
-        first_stage: str | BiEncoder = "bm25",
+        first_stage="bm25",
         reranker: CrossEncoder | None = None,
         fusion: float | None = None,
         score_cache: ScoreCache | None = None,
@@ -99,11 +100,13 @@ class Pipeline:
         self.reranker, self.score_cache = reranker, score_cache
         if isinstance(first_stage, BiEncoder) or hasattr(first_stage, "searcher"):
             self.first_stage = searcher_for(first_stage, ds)  # the corpus embedded once, from the cache
-        elif first_stage == "bm25":
+        elif isinstance(first_stage, str) and first_stage == "bm25":
             self.first_stage = BM25(list(self.texts.values()), list(self.texts))
+        elif hasattr(first_stage, "search") and not isinstance(first_stage, str):
+            self.first_stage = first_stage  # a searcher made already, e.g. a DenseSearcher over a vector database
         else:
-            raise ValueError(f"unknown first stage {first_stage!r}: use 'bm25' or a model (BiEncoder, PolyEncoder, "
-                             "ColBERT).")
+            raise ValueError(f"unknown first stage {first_stage!r}: use 'bm25', a model (BiEncoder, PolyEncoder, "
+                             "ColBERT) or a searcher (search(texts, k) -> ids, scores).")
 
     def search(self, query: str, k1: int = 100, k2: int = 10) -> Result:
         """Top ``k2`` documents for ``query``, reranked from the first stage's top ``k1``."""

@@ -271,14 +271,22 @@ class DenseSearcher:
     """A ``BiEncoder`` and the exact index of a corpus it embedded: query texts in, ids and scores out.
 
     The same interface as ``bm25.BM25.search``, so a pipeline takes either as its first stage. The corpus is
-    embedded once (``bi_encoder.encode_corpus``, from the disk cache after the first time).
+    embedded once (``bi_encoder.encode_corpus``, from the disk cache after the first time). The index lives in
+    FAISS, or where ``where`` says (``store.make_store``: ``":memory:"``, a folder or a URL for Qdrant, with its
+    ``options``), or is one built already (``store``: e.g. ``DenseRetriever.load(folder)``).
     """
 
-    def __init__(self, model, ds, cache_root: str | os.PathLike | None = None):
+    def __init__(self, model, ds, cache_root: str | os.PathLike | None = None, where: str = "faiss", store=None,
+                 **options):
         from .bi_encoder import encode_corpus
+        from .store import make_store
 
         self.model = model
-        self.index = DenseRetriever(encode_corpus(model, ds, cache_root=cache_root), list(ds.corpus))
+        if store is not None and len(store) != len(ds.corpus):
+            raise ValueError(f"the store holds {len(store)} documents but {ds.name} has {len(ds.corpus)}: build "
+                             "it again from this corpus.")
+        self.index = store if store is not None else make_store(
+            encode_corpus(model, ds, cache_root=cache_root), list(ds.corpus), where, **options)
 
     def __len__(self) -> int:
         return len(self.index)
