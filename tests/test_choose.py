@@ -41,6 +41,10 @@ def test_bad_requests_are_clear_errors():
 def test_pareto_front_keeps_ties_and_drops_the_dominated():
     points = {"a": (1, 0.6), "b": (1, 0.6), "c": (2, 0.6), "d": (3, 0.7)}
     assert pareto_front(points) == ["a", "b", "d"]
+    timed = {"BM25": (11, 0.678), "bi": (14, 0.708), "ColBERT": (600, 0.714), "CE": (5000, 0.805)}
+    assert pareto_front(timed) == ["BM25", "bi", "ColBERT", "CE"]
+    assert pareto_front(timed, ms_tolerance=0.5) == ["bi", "ColBERT", "CE"]  # 11 vs 14 ms: one class
+    assert pareto_front({**timed, "BM25": (5, 0.678)}, ms_tolerance=0.5)[0] == "BM25"  # clearly faster
 
 
 def test_deployment_shards_by_memory_and_keeps_copies():

@@ -90,19 +90,28 @@ def choose(systems: Sequence[System], corpus_size: int, latency_ms: float, colum
     return Choice(best, reason, table)
 
 
-def pareto_front(points: Mapping[str, tuple[float, float]]) -> list[str]:
+def pareto_front(points: Mapping[str, tuple[float, float]], ms_tolerance: float = 0.0) -> list[str]:
     """The names of ``points`` {name: (ms, quality)} that no other point beats on both: none is at least as fast
     and at least as good, and strictly better on one. Sorted by ms.
 
+    Timings repeat only so well: on a shared machine the same search can take half again as long in another run.
+    With ``ms_tolerance=t``, latencies within a factor 1 + t of each other count as equal, so a point is not on the
+    front merely for being a few milliseconds faster: b beats a when ms_b <= (1 + t) ms_a and q_b >= q_a, and
+    q_b > q_a or ms_b < ms_a / (1 + t).
+
     >>> pareto_front({"a": (1, 0.60), "b": (5, 0.70), "c": (6, 0.65), "d": (50, 0.80)})
     ['a', 'b', 'd']
+    >>> pareto_front({"a": (10, 0.60), "b": (12, 0.70), "d": (50, 0.80)}, ms_tolerance=0.5)  # b is as fast as a
+    ['b', 'd']
     """
-    def dominated(name):
-        ms, quality = points[name]
-        return any(m <= ms and q >= quality and (m < ms or q > quality) for other, (m, q) in points.items()
-                   if other != name)
+    factor = 1.0 + ms_tolerance
 
-    return sorted((name for name in points if not dominated(name)), key=lambda name: points[name][0])
+    def beaten(name):
+        ms, quality = points[name]
+        return any(m <= factor * ms and q >= quality and (q > quality or m * factor < ms)
+                   for other, (m, q) in points.items() if other != name)
+
+    return sorted((name for name in points if not beaten(name)), key=lambda name: points[name][0])
 
 
 def deployment(system: System, corpus_size: int, encode_docs_per_s: float, machine_gb: float = 64.0,
