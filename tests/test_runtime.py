@@ -1,6 +1,7 @@
 """Models run by ONNX Runtime: the same scores in float32, close ones in int8, never mixed in a cache."""
 
 import copy
+import logging
 
 import numpy as np
 import pytest
@@ -20,11 +21,14 @@ def toy_pairs(toy):
     return [(q, d) for q in toy.queries.values() for d in docs]
 
 
-def test_cross_encoder_scores_the_same_in_float32_and_close_in_int8(warm, toy_pairs, tmp_path):
+def test_cross_encoder_scores_the_same_in_float32_and_close_in_int8(warm, toy_pairs, tmp_path, caplog):
     queries, docs = [q for q, _ in toy_pairs], [d for _, d in toy_pairs]
     reference = warm.score(queries, docs)  # (P,)
     float32 = runtime.accelerate(warm, "float32", tmp_path / "f32").score(queries, docs)
-    int8 = runtime.accelerate(warm, "int8", tmp_path / "i8").score(queries, docs)
+    with caplog.at_level(logging.WARNING):
+        int8_model = runtime.accelerate(warm, "int8", tmp_path / "i8")
+    assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]   # advice for static quantisation
+    int8 = int8_model.score(queries, docs)
     assert np.abs(float32 - reference).max() < 1e-3
     assert 0 < np.abs(int8 - reference).max() < 2.0   # int8 rounds: close, not equal
     assert np.corrcoef(int8, reference)[0, 1] > 0.98
@@ -57,6 +61,16 @@ def test_an_accelerated_model_never_shares_cache_entries(toy, small_bi_encoder, 
     served = encode_corpus(fast, toy, cache_root=tmp_path / "cache")   # computed anew, not read back
     assert 0 < np.abs(served - reference).max()
     assert "backend" not in pair_cache_parts(warm)   # PyTorch results keep the keys they always had
+    assert pair_cache_parts(fast)["graph"] == "eager attention"   # an export of another form gets other keys
+
+
+def test_export_leaves_the_model_as_it_was_and_sessions_do_not_spin(small_bi_encoder, tmp_path):
+    before = small_bi_encoder.query_tower.config._attn_implementation
+    fast = runtime.accelerate(small_bi_encoder, "float32", tmp_path)
+    assert small_bi_encoder.query_tower.config._attn_implementation == before   # the export used a copy
+    session = runtime.OnnxForward(tmp_path / "query.onnx").session
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert fast.encode_queries(["a"]).shape == small_bi_encoder.encode_queries(["a"]).shape
 
 
 def test_bad_calls_say_what_to_do(warm, tmp_path):

@@ -114,10 +114,13 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 def backend_parts(model) -> dict:
     """What a cache key adds for a model whose forward pass does not run in PyTorch (``runtime.accelerate``):
-    ``{"backend": ...}``. Nothing for a PyTorch model, so the keys of PyTorch results stay as they were.
+    ``{"backend": ..., "graph": ...}``. Nothing for a PyTorch model, so the keys of PyTorch results stay as they were.
 
     >>> backend_parts(torch.nn.Linear(2, 1))
     {}
     """
     backend = getattr(model, "backend", "torch")
-    return {} if backend == "torch" else {"backend": backend}
+    if backend == "torch":
+        return {}
+    graph = getattr(model, "graph", None)  # how the graph was exported, when that changes the numbers
+    return {"backend": backend} if graph is None else {"backend": backend, "graph": graph}
