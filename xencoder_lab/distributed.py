@@ -15,6 +15,7 @@ cluster. The embeddings equal ``bi_encoder.encode_corpus``'s up to float32 noise
 
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import numpy as np
@@ -42,11 +43,13 @@ def encode_corpus_distributed(
     address: str | None = None,
     batch_size: int = 32,
     rows_per_task: int = 256,
+    verbose: bool = False,
 ) -> np.ndarray:
     """Embeddings (N, D) of ``ds.corpus`` in corpus order, computed by ``workers`` Ray actors, each running
     ``load_model()``'s ``encode_documents`` on ``rows_per_task`` documents at a time.
 
     Ray is started here unless it runs already (then its own settings hold); ``address`` joins a cluster.
+    Ray Data's plan and progress lines (INFO) are shown only with ``verbose=True``; its warnings always are.
     """
     import ray  # the `scale` extra: imported here, so the package works without it
 
@@ -64,8 +67,15 @@ def encode_corpus_distributed(
         compute=ray.data.ActorPoolStrategy(size=workers),
     )
     out = None
-    for batch in encoded.iter_batches(batch_format="numpy", batch_size=None):
-        if out is None:
-            out = np.empty((len(texts), batch["vector"].shape[1]), dtype=np.float32)  # (N, D)
-        out[batch["row"]] = batch["vector"]
+    ray_data_log = logging.getLogger("ray.data")
+    level = ray_data_log.level
+    if not verbose:
+        ray_data_log.setLevel(logging.WARNING)
+    try:
+        for batch in encoded.iter_batches(batch_format="numpy", batch_size=None):
+            if out is None:
+                out = np.empty((len(texts), batch["vector"].shape[1]), dtype=np.float32)  # (N, D)
+            out[batch["row"]] = batch["vector"]
+    finally:
+        ray_data_log.setLevel(level)
     return out
