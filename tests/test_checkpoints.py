@@ -135,9 +135,11 @@ def test_committed_bi_encoder_changes_only_the_top_layers(model):
     assert tuned.pooling == "mean" and tuned.max_length == 256
 
 
-@pytest.mark.skipif(not (checkpoints.CHECKPOINTS / "query-tower").exists(), reason="no committed query tower")
-def test_committed_query_tower_leaves_the_documents_zero_shot(model):
-    tuned = recipes.load_bi_encoder("query-tower")  # a recipe name finds the course checkpoint
+@pytest.mark.parametrize("name", ["query-tower", "distilled-bi-encoder"])
+def test_committed_query_towers_leave_the_documents_zero_shot(model, name):
+    if not (checkpoints.CHECKPOINTS / name).exists():
+        pytest.skip(f"no committed {name}")
+    tuned = recipes.load_bi_encoder(name)  # a recipe name finds the course checkpoint
     assert not tuned.shared
     base = dict(model.query_tower.named_parameters())
     assert all(torch.equal(p, base[name]) for name, p in tuned.doc_tower.named_parameters())

@@ -31,6 +31,30 @@ def test_losses_check_shapes_and_margins():
         distill.margin_mse_loss(teacher, teacher[:, :2])
     with pytest.raises(ValueError, match="W >= 2"):
         distill.margin_mse_loss(teacher[:, :1], teacher[:, :1])
+    shifted = teacher + torch.tensor([[3.0], [-7.0]])  # a constant per query changes no softmax
+    assert float(distill.softmax_kl_loss(shifted, teacher)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill.softmax_kl_loss(swapped, teacher)) > 0.0
+    sharper = float(distill.softmax_kl_loss(teacher * 3, teacher))  # same order, wider margins: a small KL
+    assert 0.0 < sharper < float(distill.margin_mse_loss(teacher * 3, teacher))
+    with pytest.raises(ValueError, match="W >= 2"):
+        distill.softmax_kl_loss(teacher[:, :1], teacher[:, :1])
+
+
+def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
+    """The distilled bi-encoder's recipe trains the query tower alone: the documents' tower gets no gradient and
+    the corpus embeddings of the base model stay valid."""
+    settings = {**recipes.DISTILLED_BI_ENCODER, "max_length": 32, "train_top_layers": 1}
+    model, trainable = recipes._distilled_student(settings)
+    assert not model.shared and trainable and all(name.startswith("encoder.layer.5.") for name in trainable)
+    before = {n: p.detach().clone() for n, p in model.doc_tower.named_parameters()}
+    q_before = model.query_tower.encoder.layer[5].output.dense.weight.detach().clone()
+    targets = distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path)
+    distill.train_student(model, GROUPS, targets, lambda g: distill.bi_encoder_group_scores(model, g, 20.0),
+                          loss="kl", steps=2, groups_per_step=2, lr=1e-3, warmup=1, show_progress=False)
+    assert all(p.grad is None and torch.equal(p, before[n]) for n, p in model.doc_tower.named_parameters())
+    assert not torch.equal(model.query_tower.encoder.layer[5].output.dense.weight, q_before)
+    with pytest.raises(ValueError, match='use "frozen" or "shared"'):
+        recipes._distilled_student({**settings, "document_tower": "both"})
 
 
 def test_small_cross_encoder_keeps_the_bottom_layers(teacher):
@@ -78,7 +102,7 @@ def test_students_learn_the_teachers_margins(teacher, tmp_path, loss):
                 after = distill.margin_mse_loss(scores(GROUPS), targets)
             assert after < before, name
     with pytest.raises(ValueError, match="unknown loss"):
-        distill.train_student(bi, GROUPS, targets, students["bi-encoder"][1], loss="kl")
+        distill.train_student(bi, GROUPS, targets, students["bi-encoder"][1], loss="hinge")
     with pytest.raises(ValueError, match="one row of teacher scores per group"):
         distill.train_student(bi, GROUPS, targets[:1], students["bi-encoder"][1])
 

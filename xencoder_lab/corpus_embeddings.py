@@ -3,7 +3,7 @@
 
 Embedding SciFact's 5,183 abstracts takes about 4 minutes per model on a 2-core CPU, and notebooks 03-05 need
 two models' embeddings: the base model's (the zero-shot bi-encoder, and the frozen document tower of the query
-tower) and the fine-tuned bi-encoder's; notebook 06 adds the distilled bi-encoder's. Notebook 02 shows the
+tower and of notebook 06's distilled bi-encoder) and the fine-tuned bi-encoder's. Notebook 02 shows the
 encoding itself; after it, a learner who opens any later notebook on a fresh machine should not wait 8 minutes
 or more for a table. The embeddings are the same for every learner (same weights, same texts), so the course
 makes them once, with ``bi_encoder.encode_corpus``:
@@ -20,7 +20,7 @@ a figure the notebooks print; the file's ``meta`` records the nDCG@10 of the sto
 entry can only ever serve the model and corpus it was made from. ``check`` re-embeds a seeded sample; a test runs
 it, and the notebooks run it in front of the reader.
 
-The file holds one float32 array (N, D) per model, named ``zero-shot``, ``fine-tuned`` and ``distilled``, and
+The file holds one float32 array (N, D) per document tower, named ``zero-shot`` and ``fine-tuned``, and
 ``meta`` (JSON: each array's cache parts, the command, the hardware, the seconds, the quality check).
 """
 
@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = checkpoints.artifact_arguments(argv, "Embed SciFact's corpus with the course bi-encoders.", PATH,
                                           "re-embed a random sample of the file and compare")
-    models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder(),
-              "distilled": load_bi_encoder("distilled-bi-encoder")}
+    models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder()}  # the query towers' documents: zero-shot
     test = load_beir("scifact", "test")
     if args.check:
         for model in models.values():

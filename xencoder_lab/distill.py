@@ -1,22 +1,28 @@
 """Distillation: the cross-encoder teaches a faster student its scores (built in notebook 06).
 
 The teacher (the course cross-encoder) scores groups ``(query, positive, [negatives])`` once; a student (a
-bi-encoder, or a cross-encoder with fewer layers and shorter inputs) learns to give the same scores. Two losses
+bi-encoder, or a cross-encoder with fewer layers and shorter inputs) learns to give the same scores. Three losses
 over a group's scores, student ``s`` and teacher ``t`` of shape (G, W), the positive in column 0:
 
     MSE         L = mean_{g, j} (s_gj - t_gj)^2                                    (the syllabus)
     MarginMSE   L = mean_{g, j > 0} ((s_g0 - s_gj) - (t_g0 - t_gj))^2              (Hofstaetter et al., 2020)
+    KL          L = mean_g sum_j p_gj (log p_gj - log q_gj),  p = softmax(t_g), q = softmax(s_g)
 
 MSE asks the student to match the teacher's logits themselves, offset included; a bi-encoder's scaled cosine
 lives in [-scale, scale] and cannot follow a teacher whose logits drift by a constant per query. MarginMSE asks
 only for the teacher's *differences* between the positive and each negative, which any architecture can match
-if its scale reaches them. Notebook 06 measures both on SciFact: MSE collapses the bi-encoder; with MarginMSE at
-20 x cosine it cannot reach the course cross-encoder's margins (about 12 logits) and loses to training on the
-same groups' labels alone, except out of domain.
+if its scale reaches them. KL asks only for the teacher's *distribution* over a group: a margin of 12 logits and
+one of 6 both mean "the positive, almost surely", which a cosine can say. Notebook 06 measures the three on
+SciFact, a query tower taught by the course cross-encoder against the zero-shot model's documents: MSE never
+improves on the zero-shot model; MarginMSE at 20 x cosine cannot reach the teacher's margins (about 12 logits)
+and loses on unseen-answer claims, gaining out of domain; KL, the loss of the course's distilled bi-encoder, does
+as well as the same groups' labels alone.
 
 >>> t = torch.tensor([[9.0, 4.0, 1.0]])                      # (G=1, W=3): the teacher's logits
 >>> float(margin_mse_loss(t - 5.0, t)), float(score_mse_loss(t - 5.0, t))   # same margins, shifted logits
 (0.0, 25.0)
+>>> float(margin_mse_loss(t / 2, t)), round(float(softmax_kl_loss(t / 2, t)), 3)  # half the margins
+(11.125, 0.071)
 
 A bi-encoder student scores a pair as ``scale * cos(q, d)`` (``bi_encoder_group_scores``); a small
 cross-encoder student is the teacher with its bottom ``layers`` layers kept (``small_cross_encoder``: dropping
@@ -38,7 +44,7 @@ from .cross_encoder import PAIR_CACHE, CrossEncoder, group_pairs, pair_cache_par
 from .losses import listwise_loss
 from .training import passes, train
 
-LOSSES = ("margin_mse", "mse", "contrastive")  # contrastive: the control, labels only, the teacher unused
+LOSSES = ("margin_mse", "mse", "kl", "contrastive")  # contrastive: the control, labels only, the teacher unused
 
 
 def score_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -64,6 +70,18 @@ def margin_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
                          f"{tuple(scores.shape)} and {tuple(teacher.shape)}.")
     margins = scores[:, :1] - scores[:, 1:]  # (G, W - 1)
     return F.mse_loss(margins, teacher[:, :1] - teacher[:, 1:])
+
+
+def softmax_kl_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL divergence from the teacher's softmax over each group to the student's, averaged over groups, (G, W).
+
+    >>> float(softmax_kl_loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[2.0, 0.0]])))
+    0.0
+    """
+    if scores.shape != teacher.shape or scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"need student and teacher scores of one shape (G, W >= 2), got {tuple(scores.shape)} and "
+                         f"{tuple(teacher.shape)}.")
+    return F.kl_div(F.log_softmax(scores, 1), F.log_softmax(teacher, 1), log_target=True, reduction="batchmean")
 
 
 def teacher_scores(
@@ -92,10 +110,12 @@ def teacher_scores(
 
 
 def bi_encoder_group_scores(model: BiEncoder, groups: Sequence[tuple[str, str, Sequence[str]]], scale: float):
-    """The bi-encoder's scores (G, W) of each group's pairs, ``scale * cos(q, d)``, with gradients."""
+    """The bi-encoder's scores (G, W) of each group's pairs, ``scale * cos(q, d)``, with gradients (through the
+    documents too unless the document tower is frozen: then it is run without them)."""
     queries, docs, width = group_pairs(groups)
     q_emb = model(model.tokenize([q for q, _, _ in groups]), "query")  # (G, D)
-    d_emb = model(model.tokenize(docs), "document").view(len(groups), width, -1)  # (G, W, D)
+    with torch.set_grad_enabled(any(p.requires_grad for p in model.doc_tower.parameters())):
+        d_emb = model(model.tokenize(docs, "document"), "document").view(len(groups), width, -1)  # (G, W, D)
     return scale * torch.einsum("gd,gwd->gw", q_emb, d_emb)  # (G, W); unit vectors, so dot = cosine
 
 
@@ -146,17 +166,18 @@ def train_student(
     """Train ``model`` in place to give ``teacher``'s scores (G, W) to ``groups``; return the log.
 
     Each step draws ``groups_per_step`` groups (a new shuffle every pass), scores them with
-    ``group_scores(chosen_groups)`` (G', W) and takes ``margin_mse_loss`` or ``score_mse_loss`` against the
-    teacher's rows, or (``loss="contrastive"``, the control without a teacher) ``losses.listwise_loss``: a
-    softmax over each group with the positive as the label. Parameters whose names start with ``encoder.`` or
-    ``query_tower.`` learn at ``lr``; the rest (a cross-encoder's head and scale) at ``head_lr`` (``lr`` if None).
+    ``group_scores(chosen_groups)`` (G', W) and takes ``margin_mse_loss``, ``score_mse_loss`` or
+    ``softmax_kl_loss`` against the teacher's rows, or (``loss="contrastive"``, the control without a teacher)
+    ``losses.listwise_loss``: a softmax over each group with the positive as the label. Parameters whose names
+    start with ``encoder.`` or ``query_tower.`` learn at ``lr``; the rest (a cross-encoder's head and scale) at
+    ``head_lr`` (``lr`` if None).
     Schedule, logging and evaluation are ``training.train``'s.
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}: use one of {LOSSES}.")
     if len(teacher) != len(groups):
         raise ValueError(f"need one row of teacher scores per group, got {len(teacher)} rows for {len(groups)}.")
-    loss_fn = {"margin_mse": margin_mse_loss, "mse": score_mse_loss,
+    loss_fn = {"margin_mse": margin_mse_loss, "mse": score_mse_loss, "kl": softmax_kl_loss,
                "contrastive": lambda scores, _: listwise_loss(scores)}[loss]
     batches = passes(len(groups), groups_per_step, seed)
 

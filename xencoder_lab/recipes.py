@@ -4,7 +4,7 @@
     python -m xencoder_lab.recipes cross-encoder           # starts from the bi-encoder checkpoint
     python -m xencoder_lab.recipes query-tower             # the query tower alone, the documents frozen
     python -m xencoder_lab.recipes small-cross-encoder     # 2 layers, 128 tokens, distilled from the cross-encoder
-    python -m xencoder_lab.recipes distilled-bi-encoder    # the bi-encoder taught by the cross-encoder (MarginMSE)
+    python -m xencoder_lab.recipes distilled-bi-encoder    # a query tower taught by the cross-encoder (KL)
     python -m xencoder_lab.recipes poly-encoder            # 16 codes, LoRA on the top 3 layers
     python -m xencoder_lab.recipes colbert                 # 128-d token vectors, LoRA on the top 3 layers
 
@@ -17,8 +17,8 @@ measured, for the manifest.
 Built in notebook 03 (the fine-tuned bi-encoder and the query tower); the cross-encoder recipe belongs to
 notebook 04, the two distilled students to notebook 06, the poly-encoder to 07 and ColBERT to 08. The
 bi-encoder and cross-encoder recipes hold out 80 training claims at random; the others hold them out by
-document (``protocol.split_validation_by_document``), and the query tower and the small cross-encoder keep their
-best evaluation by them. The poly-encoder and ColBERT train LoRA adapters (``training.add_lora``) on the
+document (``protocol.split_validation_by_document``), and the query tower and the two distilled students keep
+their best evaluation by them. The poly-encoder and ColBERT train LoRA adapters (``training.add_lora``) on the
 bi-encoder recipe's pairs and hard negatives, so their checkpoints store under a megabyte.
 
 ``--set KEY=VALUE --record`` trains a single-model recipe with a setting changed and adds its figures, not its
@@ -259,6 +259,20 @@ def train_query_tower_recipe(settings: dict = QUERY_TOWER, steps: int | None = N
     model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=False)
     queries, positives, relevant, d_emb, validation = query_tower_training_data(model, settings)
     trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    evaluate, keep_best, log = _best_query_tower(model, trainable, validation)
+    log += train_query_tower(
+        model, queries, positives, d_emb, relevant, steps=steps or settings["steps"],
+        batch_size=settings["batch_size"], lr=settings["lr"], warmup=settings["warmup"],
+        temperature=settings["temperature"], seed=settings["seed"], log_every=4, evaluate=evaluate,
+        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
+    )
+    return model, trainable, keep_best.restore(log), validation
+
+
+def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
+    """``(evaluate, keep_best, log)`` for a query tower kept at its best validation nDCG@10: ``evaluate(m)``
+    scores ``m`` on ``validation``, ``keep_best`` (an ``on_evaluate`` callback) copies the ``trainable`` weights
+    of a new best, ``keep_best.restore(log)`` loads them back and closes the log; ``log`` starts at step 0."""
     best = {"value": -1.0, "step": 0, "weights": None}
 
     def evaluate(m):
@@ -269,17 +283,14 @@ def train_query_tower_recipe(settings: dict = QUERY_TOWER, steps: int | None = N
             weights = {n: p.detach().clone() for n, p in m.query_tower.named_parameters() if n in trainable}
             best.update(value=value, step=step, weights=weights)
 
+    def restore(log):
+        model.query_tower.load_state_dict(best["weights"], strict=False)
+        return log + [{"best_step": best["step"], "validation": best["value"]}]
+
+    keep_best.restore = restore
     log = [{"step": 0, "validation": evaluate(model), "seconds": 0.0}]
     keep_best(model, 0, log[0]["validation"], log)
-    log += train_query_tower(
-        model, queries, positives, d_emb, relevant, steps=steps or settings["steps"],
-        batch_size=settings["batch_size"], lr=settings["lr"], warmup=settings["warmup"],
-        temperature=settings["temperature"], seed=settings["seed"], log_every=4, evaluate=evaluate,
-        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
-    )
-    model.query_tower.load_state_dict(best["weights"], strict=False)
-    log.append({"best_step": best["step"], "validation": best["value"]})
-    return model, trainable, log, validation
+    return evaluate, keep_best, log
 
 
 CROSS_ENCODER = {
@@ -383,13 +394,15 @@ DISTILLED_BI_ENCODER = {
     **DISTILLATION,
     "pooling": "mean",
     "max_length": 256,
-    "train_top_layers": 2,  # embeddings and layers 0-3 frozen: a 7 MB checkpoint
-    "loss": "margin_mse",
+    "document_tower": "frozen",  # as in the query tower: the zero-shot model's corpus embeddings stay valid
+    "train_top_layers": 3,  # of the query tower: a 10 MB checkpoint
+    "loss": "kl",  # the teacher's softmax over each group (MarginMSE and MSE: variants.json)
     "scale": 20.0,  # student score = 20 * cos(q, d), the bi-encoder's 1 / temperature
-    "steps": 120,  # two thirds of a pass over the groups: about 10 minutes on 2 cores
+    "steps": 120,  # two thirds of a pass over the groups: about 8 minutes on 2 cores
     "groups_per_step": 8,
     "lr": 5e-5,
     "warmup": 12,
+    "evaluate_every": 12,  # validation by document; the best evaluation is kept
 }
 
 
@@ -463,18 +476,30 @@ def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps
 
 
 def train_distilled_bi_encoder_recipe(settings: dict = DISTILLED_BI_ENCODER, steps: int | None = None):
-    """Distil the course cross-encoder into all-MiniLM-L6-v2 as a bi-encoder:
-    ``(model, trainable parameter names, loss log, validation)``."""
+    """Distil the course cross-encoder into all-MiniLM-L6-v2's query tower, the documents left to the zero-shot
+    model (``document_tower: "frozen"``; ``"shared"`` trains one tower for both): ``(model, trainable parameter
+    names, log, validation)``; the model holds the best weights by validation nDCG@10."""
     torch.manual_seed(settings["seed"])
     groups, teacher, validation = distillation_data(settings)
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
-    trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
-    log = distill.train_student(
+    model, trainable = _distilled_student(settings)
+    evaluate, keep_best, log = _best_query_tower(model, trainable, validation)
+    log += distill.train_student(
         model, groups, teacher, lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
         loss=settings["loss"], steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
-        lr=settings["lr"], warmup=settings["warmup"], seed=settings["seed"], log_every=4,
+        lr=settings["lr"], warmup=settings["warmup"], seed=settings["seed"], log_every=4, evaluate=evaluate,
+        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
     )
-    return model, trainable, log, validation
+    return model, trainable, keep_best.restore(log), validation
+
+
+def _distilled_student(settings: dict) -> tuple[BiEncoder, list[str]]:
+    """The distilled bi-encoder before training and the names of what trains (the query tower's top layers)."""
+    shared = settings["document_tower"] == "shared"
+    if not shared and settings["document_tower"] != "frozen":
+        raise ValueError(f"document_tower={settings['document_tower']!r}: use \"frozen\" or \"shared\".")
+    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=shared)
+    model.doc_tower.requires_grad_(shared)
+    return model, freeze_lower_layers(model.query_tower, settings["train_top_layers"])
 
 
 def bi_encoder_training_probe(settings: dict = BI_ENCODER, steps: int = 3) -> list[float]:
@@ -578,12 +603,11 @@ def small_cross_encoder_training_probe(settings: dict = SMALL_CROSS_ENCODER, ste
 
 def distilled_bi_encoder_training_probe(settings: dict = DISTILLED_BI_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on toy groups: the teacher checkpoint's logits as
-    targets, the base model with the recipe's frozen layers, loss and scale, 2 groups a step."""
+    targets, the recipe's student, frozen layers, loss and scale, 2 groups a step."""
     torch.manual_seed(settings["seed"])
     groups = _toy_groups(settings["negatives"])
     targets = distill.teacher_scores(load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), groups)
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
-    freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    model, _ = _distilled_student(settings)
     log = distill.train_student(
         model, groups, targets, lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
         loss=settings["loss"], steps=steps, groups_per_step=2, lr=settings["lr"], warmup=1, seed=settings["seed"],
