@@ -110,12 +110,11 @@ def teacher_scores(
 
 
 def bi_encoder_group_scores(model: BiEncoder, groups: Sequence[tuple[str, str, Sequence[str]]], scale: float):
-    """The bi-encoder's scores (G, W) of each group's pairs, ``scale * cos(q, d)``, with gradients (through the
-    documents too unless the document tower is frozen: then it is run without them)."""
+    """The bi-encoder's scores (G, W) of each group's pairs, ``scale * cos(q, d)``, with gradients (none reach a
+    frozen document tower)."""
     queries, docs, width = group_pairs(groups)
     q_emb = model(model.tokenize([q for q, _, _ in groups]), "query")  # (G, D)
-    with torch.set_grad_enabled(any(p.requires_grad for p in model.doc_tower.parameters())):
-        d_emb = model(model.tokenize(docs, "document"), "document").view(len(groups), width, -1)  # (G, W, D)
+    d_emb = model(model.tokenize(docs, "document"), "document").view(len(groups), width, -1)  # (G, W, D)
     return scale * torch.einsum("gd,gwd->gw", q_emb, d_emb)  # (G, W); unit vectors, so dot = cosine
 
 

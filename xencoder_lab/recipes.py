@@ -259,20 +259,21 @@ def train_query_tower_recipe(settings: dict = QUERY_TOWER, steps: int | None = N
     model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=False)
     queries, positives, relevant, d_emb, validation = query_tower_training_data(model, settings)
     trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
-    evaluate, keep_best, log = _best_query_tower(model, trainable, validation)
+    evaluate, keep_best, restore, log = _best_query_tower(model, trainable, validation)
     log += train_query_tower(
         model, queries, positives, d_emb, relevant, steps=steps or settings["steps"],
         batch_size=settings["batch_size"], lr=settings["lr"], warmup=settings["warmup"],
         temperature=settings["temperature"], seed=settings["seed"], log_every=4, evaluate=evaluate,
         evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
     )
-    return model, trainable, keep_best.restore(log), validation
+    return model, trainable, restore(log), validation
 
 
 def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
-    """``(evaluate, keep_best, log)`` for a query tower kept at its best validation nDCG@10: ``evaluate(m)``
-    scores ``m`` on ``validation``, ``keep_best`` (an ``on_evaluate`` callback) copies the ``trainable`` weights
-    of a new best, ``keep_best.restore(log)`` loads them back and closes the log; ``log`` starts at step 0."""
+    """``(evaluate, keep_best, restore, log)`` for a query tower kept at its best validation nDCG@10:
+    ``evaluate(m)`` scores ``m`` on ``validation``, ``keep_best`` (an ``on_evaluate`` callback) copies the
+    ``trainable`` weights of a new best, ``restore(log)`` loads them back and closes the log; ``log`` starts at
+    step 0."""
     best = {"value": -1.0, "step": 0, "weights": None}
 
     def evaluate(m):
@@ -287,10 +288,9 @@ def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
         model.query_tower.load_state_dict(best["weights"], strict=False)
         return log + [{"best_step": best["step"], "validation": best["value"]}]
 
-    keep_best.restore = restore
     log = [{"step": 0, "validation": evaluate(model), "seconds": 0.0}]
     keep_best(model, 0, log[0]["validation"], log)
-    return evaluate, keep_best, log
+    return evaluate, keep_best, restore, log
 
 
 CROSS_ENCODER = {
@@ -482,14 +482,14 @@ def train_distilled_bi_encoder_recipe(settings: dict = DISTILLED_BI_ENCODER, ste
     torch.manual_seed(settings["seed"])
     groups, teacher, validation = distillation_data(settings)
     model, trainable = _distilled_student(settings)
-    evaluate, keep_best, log = _best_query_tower(model, trainable, validation)
+    evaluate, keep_best, restore, log = _best_query_tower(model, trainable, validation)
     log += distill.train_student(
         model, groups, teacher, lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
         loss=settings["loss"], steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
         lr=settings["lr"], warmup=settings["warmup"], seed=settings["seed"], log_every=4, evaluate=evaluate,
         evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
     )
-    return model, trainable, keep_best.restore(log), validation
+    return model, trainable, restore(log), validation
 
 
 def _distilled_student(settings: dict) -> tuple[BiEncoder, list[str]]:
