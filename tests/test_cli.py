@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from xencoder_lab import checkpoints, cli, corpus_embeddings, metrics
+from xencoder_lab import checkpoints, cli, corpus_embeddings, metrics, recipes
 from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.data import TOY_PATH
+from xencoder_lab.hybrid import Hybrid
 from xencoder_lab.pipeline import Pipeline
 
 
@@ -58,13 +59,20 @@ def test_evaluate_prints_the_packages_figures(capsys, toy):
 
 
 def test_evaluate_runs_on_a_messy_collection(capsys, messy):
-    status, out, err = run(capsys, "evaluate", "--data", messy, "--systems", "bm25,zero-shot,bm25+small-ce@0.5",
-                           "--latency-queries", 1)
+    status, out, err = run(capsys, "evaluate", "--data", messy, "--systems",
+                           "bm25,zero-shot,bm25+small-ce@0.5,hybrid+small-ce@0.5", "--latency-queries", 1)
     assert status == 0, err
     assert "7 queries, 19 documents" in out
     rows = table(out)
-    assert set(rows) == {"bm25", "zero-shot", "bm25+small-ce@0.5"}
+    assert set(rows) == {"bm25", "zero-shot", "bm25+small-ce@0.5", "hybrid+small-ce@0.5"}
     assert all(0 <= v <= 1 for values in rows.values() for v in values[:3])
+
+
+def test_hybrid_is_bm25_and_the_bi_encoder_fused(capsys, toy):
+    status, out, _ = run(capsys, "evaluate", "--data", TOY_PATH, "--systems", "hybrid", "--latency-queries", 0)
+    assert status == 0
+    hybrid = Pipeline(toy, Hybrid.over(toy, recipes.load("bi-encoder"))).run(k1=16, k=16)
+    assert table(out)["hybrid"][0] == round(metrics.evaluate(hybrid, toy.qrels, ["ndcg@10"])["ndcg@10"], 3)
 
 
 def test_scifact_figures_are_the_courses(capsys, scifact_test):

@@ -7,8 +7,9 @@
     xencoder-lab bench encode                                        a benchmark (from a clone of the repository)
 
 A system is a first stage, optionally ``+`` a reranker, optionally ``@a`` to fuse the two stages' scores
-(``pipeline.fuse``): ``bm25``, ``zero-shot``, ``bi``, ``distilled``, ``poly``, ``colbert``; rerankers ``ce`` and
-``small-ce``; e.g. ``bm25+ce@0.5``. Course checkpoints are checked against the current code before use.
+(``pipeline.fuse``): ``bm25``, ``zero-shot``, ``bi``, ``distilled``, ``poly``, ``colbert``, ``hybrid`` (BM25 and
+``bi`` fused at equal weight, ``hybrid.Hybrid``); rerankers ``ce`` and ``small-ce``; e.g. ``hybrid+ce@0.2``.
+Course checkpoints are checked against the current code before use.
 Errors print one line, what went wrong and how to fix it, and exit with status 1 (2 for a usage error).
 """
 
@@ -24,12 +25,13 @@ from pathlib import Path
 from . import metrics, recipes
 from .bi_encoder import BiEncoder
 from .data import Dataset, DatasetFormatError, DatasetNotFoundError, load_beir
+from .hybrid import Hybrid
 from .models import ModelNotFoundError, model_fingerprint
 from .pipeline import Pipeline
 from .retrieval import DenseRetriever, DenseSearcher
 
 FIRST_STAGES = {"bm25": None, "zero-shot": None, "bi": "bi-encoder", "distilled": "distilled-bi-encoder",
-                "poly": "poly-encoder", "colbert": "colbert"}
+                "poly": "poly-encoder", "colbert": "colbert", "hybrid": "bi-encoder"}
 RERANKERS = {"ce": "cross-encoder", "small-ce": "small-cross-encoder"}
 DENSE = ("zero-shot", "bi", "distilled")  # the first stages an index holds (one vector per document)
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -86,7 +88,9 @@ class Systems:
 
     def pipeline(self, ds: Dataset, spec: str, first_stage=None) -> Pipeline:
         first, reranker, fusion = parse_system(spec)
-        if first_stage is None:
+        if first_stage is None and first == "hybrid":
+            first_stage = Hybrid.over(ds, self.model(FIRST_STAGES[first]))
+        elif first_stage is None:
             first_stage = "bm25" if first == "bm25" else self.model(FIRST_STAGES[first] or first)
         return Pipeline(ds, first_stage, self.model(RERANKERS[reranker]) if reranker else None, fusion)
 

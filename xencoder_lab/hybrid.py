@@ -1,0 +1,76 @@
+"""Hybrid retrieval: a sparse first stage (BM25) and a dense one (a bi-encoder) fused (notebook 05).
+
+BM25 matches the words a query shares with a document; a bi-encoder matches what they mean. They fail on
+different queries, so their fusion beats both, and it needs no training: on claims whose answers training never
+cited, and on another field, it is what carries (notebook 05, section 6). Each stage searches its top
+``depth``; over the union of the two lists a document scores
+
+    s(d) = b * n_sparse(d) + (1 - b) * n_dense(d)        n: min-max over the union (``pipeline.fuse``)
+
+with ``b = weight``; a document one list lacks gets that list's lowest score (it ranked below all of them).
+``Hybrid`` has the first stages' ``search(texts, k)``, so a ``Pipeline`` takes it as its first stage, and its
+reranker's logits can be fused with ``s`` in turn (``Pipeline(..., fusion=a)``).
+
+>>> from xencoder_lab.data import TOY_PATH, load_beir
+>>> from xencoder_lab.bi_encoder import BiEncoder
+>>> toy = load_beir("toy", path=TOY_PATH)
+>>> hybrid = Hybrid.over(toy, BiEncoder(), weight=0.5, depth=5)
+>>> ids, scores = hybrid.search(["Does aspirin prevent heart attacks?"], k=3)
+>>> ids[0][0], scores.shape
+('d04', (1, 3))
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .bm25 import BM25
+from .data import Dataset, document_text
+from .pipeline import fuse
+from .retrieval import searcher_for
+
+
+class Hybrid:
+    """``sparse`` and ``dense`` first stages (anything with ``search(texts, k)`` and ``len``), fused with weight
+    ``weight`` on the sparse one (0: dense alone, 1: sparse alone) over the union of their top ``depth``."""
+
+    def __init__(self, sparse, dense, weight: float = 0.5, depth: int = 100):
+        fuse({"d": 0.0}, {"d": 0.0}, weight)  # checks the weight now rather than at the first query
+        if len(sparse) != len(dense):
+            raise ValueError(f"the sparse stage indexes {len(sparse)} documents and the dense one {len(dense)}: "
+                             "build both over the same corpus.")
+        if depth < 1:
+            raise ValueError(f"depth={depth}: each stage must return at least one document (e.g. depth=100).")
+        self.sparse, self.dense, self.weight, self.depth = sparse, dense, weight, depth
+
+    @classmethod
+    def over(cls, ds: Dataset, model, weight: float = 0.5, depth: int = 100, cache_root=None) -> "Hybrid":
+        """BM25 over ``ds.corpus`` and ``model``'s searcher over the same corpus (embedded once, cached)."""
+        texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
+        return cls(BM25(list(texts.values()), list(texts)), searcher_for(model, ds, cache_root), weight, depth)
+
+    def __len__(self) -> int:
+        return len(self.sparse)
+
+    def search(self, queries: Sequence[str], k: int = 100) -> tuple[list[list[str]], np.ndarray]:
+        """Top ``k`` documents for each query by fused score: (ids, one list per query; scores (Q, k)), best
+        first. Each stage returns ``max(k, depth)`` documents (the whole corpus, if smaller)."""
+        if not 1 <= k <= len(self):
+            raise ValueError(f"k={k} but the corpus has {len(self)} documents: use 1 <= k <= {len(self)}.")
+        n = min(max(k, self.depth), len(self))
+        sparse_ids, sparse_scores = self.sparse.search(queries, k=n)  # (Q, n)
+        dense_ids, dense_scores = self.dense.search(queries, k=n)  # (Q, n)
+        ids, scores = [], np.zeros((len(queries), k), dtype=np.float32)
+        for row in range(len(queries)):
+            sparse = dict(zip(sparse_ids[row], sparse_scores[row].tolist()))
+            dense = dict(zip(dense_ids[row], dense_scores[row].tolist()))
+            union = list(dict.fromkeys(dense_ids[row] + sparse_ids[row]))
+            low_sparse, low_dense = min(sparse.values()), min(dense.values())
+            fused = fuse({d: dense.get(d, low_dense) for d in union}, {d: sparse.get(d, low_sparse) for d in union},
+                         self.weight)
+            top = sorted(union, key=lambda d: -fused[d])[:k]  # stable: ties keep the dense stage's order
+            ids.append(top)
+            scores[row] = [fused[d] for d in top]
+        return ids, scores
