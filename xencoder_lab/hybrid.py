@@ -1,8 +1,8 @@
 """Hybrid retrieval: a sparse first stage (BM25) and a dense one (a bi-encoder) fused (notebook 05).
 
 BM25 matches the words a query shares with a document; a bi-encoder matches what they mean. They fail on
-different queries, so their fusion beats both, and it needs no training: on claims whose answers training never
-cited, and on another field, it is what carries (notebook 05, section 6). Each stage searches its top
+different queries, so their fusion can beat both, with no training; in notebook 05 (section 6) it does, most of all
+on claims whose answers training never cited and on another field. Each stage searches its top
 ``depth``; over the union of the two lists a document scores
 
     s(d) = b * n_sparse(d) + (1 - b) * n_dense(d)        n: min-max over the union (``pipeline.fuse``)
