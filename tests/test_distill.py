@@ -116,7 +116,7 @@ def test_recipes_refuse_bad_settings_changes(capsys):
     assert "has no setting 'no_such_setting'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         recipes.main(["cross-encoder", "--record"])
-    assert "--record is for bi-encoder, distilled-bi-encoder" in capsys.readouterr().err
+    assert "--record is for bi-encoder, query-tower, distilled-bi-encoder" in capsys.readouterr().err
 
 
 def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):
@@ -131,3 +131,19 @@ def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):
         recipes._record("bi-encoder", settings, {**manifest, "metrics": {"all": 0.9}}, overwrite=False)
     stored = json.loads((tmp_path / "bi-encoder" / "variants.json").read_text())["runs"]
     assert [r["metrics"] for r in stored] == [{"all": 0.5}]
+
+
+def test_a_recorded_variant_keeps_its_per_query_figures_for_paired_tests(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipes.checkpoints, "CHECKPOINTS", tmp_path)
+    settings = {**recipes.QUERY_TOWER, "corpus_queries": "title"}
+    per_query = {"fine-tuned": {"unseen": {"q1": 0.5, "q2": 1.0}}, "zero-shot": {"unseen": {"q1": 0.5, "q2": 0.5}}}
+    manifest = {"command": "python -m xencoder_lab.recipes query-tower", "steps": 3, "train_seconds": 1,
+                "hardware": {}, "metrics": {"fine-tuned": {"unseen": {"ndcg@10": 0.75}}}, "per_query": per_query}
+    run = recipes._record("query-tower", settings, manifest, overwrite=False)
+    assert run["command"].endswith("""--set 'corpus_queries="title"' --record""")  # ready to paste in a shell
+    assert recipes._manifest("query-tower", None, {**settings, "steps": 624})["steps"] == 624  # what --set trained
+    recorded = recipes.checkpoints.variants("query-tower")["corpus_queries=title"]
+    assert recorded["unseen"] == 0.75 and recorded["per query"] == per_query
+    assert "per query" not in recipes._record("query-tower", {**settings, "lr": 2e-5},
+                                              {**manifest, "per_query": {}}, overwrite=False)
+

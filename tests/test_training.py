@@ -1,4 +1,5 @@
-"""Tests for xencoder_lab.training: the no-duplicates sampler, a tiny training run, crash-safe snapshots."""
+"""Tests for xencoder_lab.training: the no-duplicates sampler, a tiny training run, crash-safe snapshots, label-free
+corpus queries."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import torch
 from xencoder_lab import training
 from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.checkpoints import load_snapshot
-from xencoder_lab.data import document_text
+from xencoder_lab.data import TOY_PATH, document_text, load_beir
 from xencoder_lab.losses import in_batch_negatives_loss
 from xencoder_lab.training import (
     NoDuplicatesBatchSampler,
@@ -117,3 +118,14 @@ def test_learning_rate_schedule():
     factors = [training.lr_factor(s, warmup=3, steps=10) for s in range(10)]
     assert factors[:4] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])  # up over 3 steps, then down from step 3
     assert all(a > b for a, b in zip(factors[3:], factors[4:])) and factors[-1] > 0
+
+
+def test_corpus_queries_add_one_label_free_pair_per_document():
+    toy = load_beir("toy", path=TOY_PATH)
+    titles = training.corpus_queries(toy, "title")
+    assert [doc_id for _, doc_id in titles] == [d for d in toy.corpus if toy.corpus[d]["title"].strip()]
+    assert all(query == toy.corpus[doc_id]["title"] for query, doc_id in titles)
+    for query, doc_id in training.corpus_queries(toy, "last sentence"):
+        assert toy.corpus[doc_id]["text"].rstrip().endswith(query) and len(query.split()) >= 6
+    with pytest.raises(ValueError, match="use \"title\" or \"last sentence\""):
+        training.corpus_queries(toy, "first sentence")

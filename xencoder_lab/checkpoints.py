@@ -210,7 +210,9 @@ def artifact_arguments(
 def variants(name: str, metric: str = "ndcg@10", folder: str | os.PathLike | None = None) -> dict[str, dict]:
     """A recipe's runs with one setting changed (``variants.json`` beside its checkpoint, written by
     ``recipes --set KEY=VALUE --record``): ``{"key=value": {column: metric}}``, as each run measured them on the
-    full test split, plus its training seconds under ``"train seconds"``."""
+    full test split, plus its training seconds under ``"train seconds"`` and, where the run kept them, nDCG@10
+    per query under ``"per query"`` (``{"fine-tuned" or "zero-shot": {column: {query id: value}}}``, the run's
+    model and the zero-shot one, for ``metrics.paired_bootstrap``)."""
     path = Path(folder or CHECKPOINTS / name) / "variants.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: record a variant with "
@@ -218,7 +220,8 @@ def variants(name: str, metric: str = "ndcg@10", folder: str | os.PathLike | Non
     runs = json.loads(path.read_text())["runs"]
     return {", ".join(f"{k}={v}" for k, v in run["changed"].items()):
             {**{column: m[metric] for column, m in run["metrics"]["fine-tuned"].items()},
-             "train seconds": run["train_seconds"]} for run in runs}
+             "train seconds": run["train_seconds"],
+             **({"per query": run["ndcg@10 per query"]} if "ndcg@10 per query" in run else {})} for run in runs}
 
 
 def write_manifest(folder: str | os.PathLike, manifest: dict) -> None:

@@ -23,7 +23,8 @@ bi-encoder recipe's pairs and hard negatives, so their checkpoints store under a
 
 ``--set KEY=VALUE --record`` trains a single-model recipe with a setting changed and adds its figures, not its
 weights, to ``variants.json`` beside the checkpoint (notebook 06 compares hard negatives with in-batch negatives
-only, and the distillation losses, this way; notebook 07 the number of codes).
+only, and the distillation losses, this way; notebook 07 the number of codes; notebook 03 the query tower with
+label-free queries from the corpus).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import argparse
 import datetime
 import json
 import random
+import shlex
 import time
 from pathlib import Path
 
@@ -47,6 +49,7 @@ from .poly_encoder import PolyEncoder
 from .retrieval import dense_run
 from .training import (
     add_lora,
+    corpus_queries,
     freeze_lower_layers,
     train_bi_encoder,
     train_cross_encoder,
@@ -231,22 +234,29 @@ QUERY_TOWER = {
     "temperature": 0.05,
     "negatives": "the whole corpus, other relevant abstracts masked",
     "evaluate_every": 26,  # once a pass; the best pass by validation nDCG@10 is kept
+    "corpus_queries": None,  # or "title", "last sentence" or both in a list: label-free pairs (corpus_queries)
 }
 
 
 def query_tower_training_data(model: BiEncoder, settings: dict):
-    """(claims, positive rows, relevant rows, corpus embeddings (N, D), validation split): one entry per train
-    judgment outside the validation claims, rows indexing the corpus as ``encode_corpus`` embeds it."""
+    """(queries, positive rows, relevant rows, corpus embeddings (N, D), validation split): one entry per train
+    judgment outside the validation claims, rows indexing the corpus as ``encode_corpus`` embeds it; then, when
+    ``corpus_queries`` names a kind (or a list of kinds), one label-free entry per document of the whole corpus
+    and kind (``training.corpus_queries``: its title or its last sentence as the query for it). Those use no
+    judgment, as domain adaptation on a target corpus does, so the abstracts of test claims are among them too."""
     train, validation = protocol.split_validation_by_document(
         load_beir(settings["dataset"], "train"), settings["validation_queries"], settings["seed"]
     )
     column = {doc_id: i for i, doc_id in enumerate(train.corpus)}
     judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
     relevant = {qid: {column[d] for d, g in train.qrels[qid].items() if g > 0} for qid, _ in judged}
+    kinds = settings["corpus_queries"] or []
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    label_free = [pair for kind in kinds for pair in corpus_queries(train, kind)]
     return (
-        [train.queries[qid] for qid, _ in judged],
-        [column[doc_id] for _, doc_id in judged],
-        [relevant[qid] for qid, _ in judged],
+        [train.queries[qid] for qid, _ in judged] + [query for query, _ in label_free],
+        [column[doc_id] for _, doc_id in judged] + [column[doc_id] for _, doc_id in label_free],
+        [relevant[qid] for qid, _ in judged] + [{column[doc_id]} for _, doc_id in label_free],
         encode_corpus(model, train),  # (N, D): the frozen document tower, cached
         validation,
     )
@@ -702,12 +712,13 @@ def load_cross_encoder(folder: str | Path | None = None, device=None) -> CrossEn
     return checkpoints.load_weights(model, folder)
 
 
-def _manifest(name: str, steps: int | None, **extra) -> dict:
+def _manifest(name: str, steps: int | None, trained: dict | None = None, **extra) -> dict:
+    """A checkpoint's manifest: the recipe's settings, and the steps ``trained`` (the run's own settings) took."""
     return {
         "recipe": name,
         "command": f"python -m xencoder_lab.recipes {name}" + (f" --steps {steps}" if steps else ""),
         "settings": RECIPES[name]["settings"],
-        "steps": steps or RECIPES[name]["settings"]["steps"],
+        "steps": steps or (trained or RECIPES[name]["settings"])["steps"],
         "hardware": checkpoints.hardware(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **extra,
@@ -732,37 +743,45 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str, setting
     splits = {"validation": validation,
               **protocol.columns(load_beir(settings["dataset"], "test"), load_beir(settings["dataset"], "train"))}
 
-    def evaluate(m):
-        return {split: metrics.evaluate(dense_run(m, ds), ds.qrels) for split, ds in splits.items()}
+    per_query = {}  # {model: {split: {query id: nDCG@10}}}, for paired tests of a recorded variant
+
+    def evaluate(m, label):
+        runs = {split: dense_run(m, ds) for split, ds in splits.items()}
+        per_query[label] = {split: {q: round(v, 6) for q, v in metrics.per_query(run, splits[split].qrels,
+                                                                                  "ndcg@10").items()}
+                            for split, run in runs.items()}
+        return {split: metrics.evaluate(runs[split], ds.qrels) for split, ds in splits.items()}
 
     extra = {"best_step": log[-1]["best_step"]} if "best_step" in log[-1] else {}
     what = {"poly-encoder": "LoRA updates of the top layers and the codes, fp16",
             "colbert": "LoRA updates of the top layers and the projection, fp16"}.get(name,
                                                                                        "query_tower top layers, fp16")
     manifest = _manifest(
-        name, args.steps, train_seconds=round(train_seconds), stored=what, **extra,
-        metrics={"fine-tuned": evaluate(model), "zero-shot": evaluate(BiEncoder())}, log=log,
+        name, args.steps, settings, train_seconds=round(train_seconds), stored=what, **extra,
+        metrics={"fine-tuned": evaluate(model, "fine-tuned"), "zero-shot": evaluate(BiEncoder(), "zero-shot")}, log=log,
         probe=checkpoints.probe_outputs(model), training_probe=training_probe,
     )
     manifest["total_seconds"] = round(time.perf_counter() - start)
     if args.record:
-        return _record(name, settings, manifest, args.overwrite)
+        return _record(name, settings, {**manifest, "per_query": per_query}, args.overwrite)
     checkpoints.save_checkpoint(stored, trainable, manifest, out, overwrite=args.overwrite)
     return manifest
 
 
 def _record(name: str, settings: dict, manifest: dict, overwrite: bool) -> dict:
     """Add a run with changed settings to ``data/checkpoints/<name>/variants.json``: the change, the command,
-    the figures and the seconds (no weights). A run already recorded with the same change is kept unless
-    ``overwrite``."""
+    the figures (with nDCG@10 per query, when the manifest has them, for paired tests: ``checkpoints.variants``)
+    and the seconds (no weights). A run already recorded with the same change is kept unless ``overwrite``."""
     path = checkpoints.CHECKPOINTS / name / "variants.json"
     changed = {k: v for k, v in settings.items() if RECIPES[name]["settings"].get(k) != v}
     runs = json.loads(path.read_text())["runs"] if path.exists() else []
     if any(run["changed"] == changed for run in runs) and not overwrite:
         raise FileExistsError(f"{path} already records a run with {changed}: pass --overwrite to replace it.")
-    command = manifest["command"] + "".join(f" --set {k}={json.dumps(v)}" for k, v in changed.items()) + " --record"
+    command = manifest["command"] + "".join(f" --set {shlex.quote(f'{k}={json.dumps(v)}')}"
+                                            for k, v in changed.items()) + " --record"
     run = {"changed": changed, "command": command, "steps": manifest["steps"], "metrics": manifest["metrics"],
-           "train_seconds": manifest["train_seconds"], "hardware": manifest["hardware"]}
+           "train_seconds": manifest["train_seconds"], "hardware": manifest["hardware"],
+           **({"ndcg@10 per query": manifest["per_query"]} if manifest.get("per_query") else {})}
     runs = [r for r in runs if r["changed"] != changed] + [run]
     about = (f"Runs of the {name} recipe with one setting changed, measured like its checkpoint; each was made by "
              "its command. No weights are kept.")
@@ -868,7 +887,7 @@ def main(argv: list[str] | None = None) -> None:
             settings[key] = value
     if args.set and not args.record:
         parser.error("--set changes a recipe: add --record (a checkpoint is made by the recipe's own settings).")
-    recordable = ("bi-encoder", "distilled-bi-encoder", "poly-encoder", "colbert")
+    recordable = ("bi-encoder", "query-tower", "distilled-bi-encoder", "poly-encoder", "colbert")
     if args.record and args.recipe not in recordable:
         parser.error(f"--record is for {', '.join(recordable)}, not {args.recipe}.")
     if args.verify:

@@ -14,7 +14,8 @@ computes is the caller's: ``step_loss(step)`` returns the loss of one batch.
 - ``train_cross_encoder``: score groups (query, positive, negatives) jointly, ``losses.listwise_loss`` or
   binary cross-entropy on the logits (notebook 04).
 
-``add_lora`` freezes a tower and adds low-rank adapters to its top layers (notebooks 07 and 08).
+``add_lora`` freezes a tower and adds low-rank adapters to its top layers (notebooks 07 and 08);
+``corpus_queries`` makes label-free training pairs from a corpus alone (notebook 03).
 
 >>> pairs = [("q1", "d1"), ("q2", "d1"), ("q3", "d2"), ("q1", "d3")]     # d1 twice, q1 twice
 >>> list(NoDuplicatesBatchSampler(pairs, batch_size=2, seed=0))    # rows 0 and 1 apart, rows 0 and 3 apart
@@ -26,6 +27,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import re
 import time
 from typing import Callable, Iterator, Sequence
 
@@ -44,6 +46,36 @@ def training_pairs(ds: Dataset) -> list[tuple[str, str]]:
         for doc_id, grade in judged.items()
         if grade > 0
     ]
+
+
+def corpus_queries(ds: Dataset, kind: str) -> list[tuple[str, str]]:
+    """Label-free (query text, document id) pairs made from the corpus alone, no judgment used: one per
+    document that has what ``kind`` asks for, in corpus order.
+
+    - ``"title"``: the document's title as the query for it;
+    - ``"last sentence"``: the last sentence of its text (6 words or more; in an abstract usually the
+      conclusion, the kind of sentence a claim restates). The sentence stays in the document: the query must
+      find its own source among the whole corpus, as in the inverse cloze task without the removal.
+
+    >>> from xencoder_lab.data import TOY_PATH, load_beir
+    >>> toy = load_beir("toy", path=TOY_PATH)
+    >>> corpus_queries(toy, "title")[0]
+    ('Vitamin D and bone density', 'd01')
+    >>> corpus_queries(toy, "last sentence")[2]
+    ('Higher dietary calcium was not associated with fewer hip fractures in a cohort of 60,000 women.', 'd03')
+    """
+    if kind not in ("title", "last sentence"):
+        raise ValueError(f"corpus queries of kind {kind!r}: use \"title\" or \"last sentence\".")
+    pairs = []
+    for doc_id, doc in ds.corpus.items():
+        if kind == "title":
+            query = doc.get("title", "").strip()
+        else:
+            sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", doc.get("text", "").strip())
+            query = next((s for s in reversed(sentences) if len(s.split()) >= 6), "")
+        if query:
+            pairs.append((query, doc_id))
+    return pairs
 
 
 class NoDuplicatesBatchSampler:
