@@ -146,4 +146,3 @@ def test_a_recorded_variant_keeps_its_per_query_figures_for_paired_tests(tmp_pat
     assert recorded["unseen"] == 0.75 and recorded["per query"] == per_query
     assert "per query" not in recipes._record("query-tower", {**settings, "lr": 2e-5},
                                               {**manifest, "per_query": {}}, overwrite=False)
-
