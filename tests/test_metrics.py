@@ -83,3 +83,13 @@ def test_compare_reads_the_bootstrap_both_ways():
     assert better["gain"] == -worse["gain"] > 0
     assert better["95% interval"][0] > 0 and better["share of resamples with no gain"] == "< 0.0005"
     assert worse["95% interval"][1] < 0 and worse["share of resamples with no gain"] == "1.0000"
+
+
+def test_compare_scores_reads_stored_per_query_figures_like_compare_reads_rankings():
+    qrels = {f"q{i}": {"d1": 1} for i in range(40)}
+    good = {q: ["d1"] for q in qrels}
+    mixed = {q: (["d1"] if i % 3 else ["d0", "d0b", "d1"]) for i, q in enumerate(qrels)}
+    stored_a, stored_b = metrics.per_query(mixed, qrels, "ndcg@10"), metrics.per_query(good, qrels, "ndcg@10")
+    assert metrics.compare_scores(stored_a, stored_b, seed=3) == metrics.compare(mixed, good, qrels, seed=3)
+    with pytest.raises(ValueError, match="same, non-empty set of queries"):
+        metrics.compare_scores(stored_a, {"q0": 1.0})

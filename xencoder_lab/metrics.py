@@ -124,6 +124,19 @@ def paired_bootstrap(
     }
 
 
+def compare_scores(a: dict[str, float], b: dict[str, float], samples: int = 10_000, seed: int = 0) -> dict:
+    """``paired_bootstrap`` of per-query scores b against a, rounded for reading: the mean gain, its 95% interval
+    and the share of resamples with no gain (``< 1e-4`` when not one of 10,000 had none).
+
+    >>> compare_scores({"q1": 0.5, "q2": 0.2}, {"q1": 0.7, "q2": 0.4}, samples=1000)
+    {'gain': 0.2, '95% interval': (0.2, 0.2), 'share of resamples with no gain': '< 0.001'}
+    """
+    result = paired_bootstrap(a, b, samples, seed)
+    no_gain = f"< {1 / samples:g}" if result["p"] == 0 else f"{result['p']:.4f}"
+    return {"gain": round(result["diff"], 3), "95% interval": (round(result["low"], 3), round(result["high"], 3)),
+            "share of resamples with no gain": no_gain}
+
+
 def compare(
     run_a: dict[str, Ranking],
     run_b: dict[str, Ranking],
@@ -132,15 +145,10 @@ def compare(
     samples: int = 10_000,
     seed: int = 0,
 ) -> dict:
-    """``paired_bootstrap`` of ``metric`` per query, run b against run a, rounded for reading: the mean gain,
-    its 95% interval and the share of resamples with no gain (``< 1e-4`` when not one of 10,000 had none).
+    """``compare_scores`` of ``metric`` per query, run b against run a.
 
     >>> qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
     >>> compare({"q1": ["d0", "d1"], "q2": ["d0", "d2"]}, {"q1": ["d1"], "q2": ["d2"]}, qrels, samples=1000)
     {'gain': 0.369, '95% interval': (0.369, 0.369), 'share of resamples with no gain': '< 0.001'}
     """
-    result = paired_bootstrap(per_query(run_a, qrels, metric), per_query(run_b, qrels, metric), samples, seed)
-    no_gain = f"< {1 / samples:g}" if result["p"] == 0 else f"{result['p']:.4f}"
-    return {"gain": round(result["diff"], 3), "95% interval": (round(result["low"], 3), round(result["high"], 3)),
-            "share of resamples with no gain": no_gain}
-
+    return compare_scores(per_query(run_a, qrels, metric), per_query(run_b, qrels, metric), samples, seed)
