@@ -4,7 +4,7 @@
     python benchmarks/ann.py --n 1000000              # 1M vectors made from them (replicate, below)
     python benchmarks/ann.py --n 200000 --data random --queries 100 --ef 64,256 --nprobe 16,64
 
-Queries: SciFact's test claims (300), encoded by the course bi-encoder (``recipes.load_bi_encoder``), the model
+Queries: SciFact's test claims (300), encoded by the course bi-encoder (``course_models.load_bi_encoder``), the model
 that embedded the corpus. Corpus: the first N of the 5,183 real embeddings (``corpus_embeddings``, fine-tuned)
 while N <= 5,183; past that, synthetic, made from them (``--data``):
 
@@ -44,8 +44,8 @@ import numpy as np
 import torch
 
 from xencoder_lab import corpus_embeddings, retrieval
+from xencoder_lab.course_models import load_bi_encoder
 from xencoder_lab.data import load_beir
-from xencoder_lab.recipes import load_bi_encoder
 from xencoder_lab.retrieval import DenseRetriever, recall_at, synthetic_embeddings
 
 K = 10

@@ -6,7 +6,7 @@
 Search traffic repeats itself: a few queries come back often, most come once. The workload draws ``--queries``
 claims from SciFact test's 300 with Zipf probabilities (the claim at rank r with probability proportional to
 r^-s; claims are shuffled onto ranks with the seed). Each claim's BM25 top ``k1`` is reranked by the course
-cross-encoder (``recipes.load_cross_encoder``, its own ``max_length``) through ``Pipeline.search``, once per cache
+cross-encoder (``course_models.load_cross_encoder``, its own ``max_length``) through ``Pipeline.search``, once per cache
 size: ``ScoreCache(size)`` pairs, or none for size 0, the baseline. Every cache starts empty.
 
 The sizes take turns on each query, in an order that rotates from query to query, so a change in the machine's
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from xencoder_lab.cache import ScoreCache, zipf_stream
+from xencoder_lab.course_models import load_cross_encoder
 from xencoder_lab.data import load_beir
 from xencoder_lab.pipeline import Pipeline
-from xencoder_lab.recipes import load_cross_encoder
 
 
 def main(argv=None):

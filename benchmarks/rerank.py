@@ -4,7 +4,7 @@
     python benchmarks/rerank.py --queries 20 --docs 50 --rounds 5
     python benchmarks/rerank.py --onnx               # also ours in ONNX Runtime, float32 and int8 (notebook 06)
 
-Ours is the course checkpoint (``recipes.load_cross_encoder``) scored with ``CrossEncoder.score``. Theirs is
+Ours is the course checkpoint (``course_models.load_cross_encoder``) scored with ``CrossEncoder.score``. Theirs is
 ``sentence_transformers.CrossEncoder.predict`` on the same weights: the checkpoint exported to a temporary
 folder with ``export.to_sentence_transformers`` and loaded from it, i.e. sentence-transformers' own
 ``Transformer`` module (a plain ``BertModel`` with the checkpoint's encoder weights) followed by
@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from sentence_transformers import CrossEncoder as STCrossEncoder
 
+from xencoder_lab.course_models import load_cross_encoder
 from xencoder_lab.data import document_text, load_beir
 from xencoder_lab.export import to_sentence_transformers
-from xencoder_lab.recipes import load_cross_encoder
 from xencoder_lab.runtime import PRECISIONS, accelerate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # alternate.py, beside this file

@@ -19,12 +19,12 @@ import sysconfig
 from pathlib import Path
 
 import xencoder_lab
-from xencoder_lab import checkpoints, data, recipes
+from xencoder_lab import checkpoints, course_models, data
 from xencoder_lab.bm25 import BM25
 
 # The course checkpoints' loaders, named in one place.
-LOAD_BI_ENCODER = recipes.load_bi_encoder
-LOAD_CROSS_ENCODER = recipes.load_cross_encoder
+LOAD_BI_ENCODER = course_models.load_bi_encoder
+LOAD_CROSS_ENCODER = course_models.load_cross_encoder
 
 
 def toy_scores() -> dict:

@@ -1,4 +1,4 @@
-"""Tests for xencoder_lab.checkpoints: small course checkpoints pinned by behaviour, whole models, snapshots."""
+"""Tests for xencoder_lab.checkpoints: small course checkpoints pinned by behaviour, whole models."""
 
 import copy
 import json
@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from xencoder_lab import checkpoints, recipes
-from xencoder_lab.checkpoints import load_model, load_snapshot, save_model, save_snapshot
+from xencoder_lab.checkpoints import load_model, save_model
+from xencoder_lab.colbert import ColBERT
+from xencoder_lab.poly_encoder import PolyEncoder
 from xencoder_lab.training import freeze_lower_layers
 
 COMMITTED = sorted(p for p in checkpoints.CHECKPOINTS.glob("*") if (p / "manifest.json").exists())
@@ -73,8 +75,19 @@ def test_whole_models_round_trip(model, warm, tmp_path):
     assert (loaded.pooling, loaded.max_length) == (model.pooling, model.max_length)
     with pytest.raises(FileNotFoundError, match="no saved model"):
         load_model(tmp_path)
-    with pytest.raises(TypeError, match="cannot save a Linear"):
+    with pytest.raises(TypeError, match="not a Linear"):
         save_model(torch.nn.Linear(2, 2), tmp_path / "linear")
+
+
+def test_save_model_refuses_what_it_would_lose(tmp_path):
+    """A PolyEncoder is a BiEncoder with codes: save_model used to write its towers and drop the codes, so the
+    model read back scored differently. It now refuses, as it does for ColBERT, and writes nothing."""
+    poly = PolyEncoder(codes=4, max_length=32, init_std=0.5)
+    with pytest.raises(TypeError, match="not a PolyEncoder .*codes.*save_checkpoint"):
+        save_model(poly, tmp_path / "poly")
+    with pytest.raises(TypeError, match="not a ColBERT"):
+        save_model(ColBERT(dim=16, max_length=32), tmp_path / "colbert")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("folder", COMMITTED, ids=lambda p: p.name)
@@ -164,24 +177,3 @@ def test_checkpoint_trained_on_top_of_another_still_matches_it(folder):
 def test_verify_as_a_command(capsys):
     recipes.main(["bi-encoder", "--verify"])
     assert "reproduces its settings, outputs and training losses" in capsys.readouterr().out
-
-
-def test_snapshot_survives_a_crash_mid_save(model, tmp_path, monkeypatch):
-    first = save_snapshot(model, tmp_path, {"step": 1})
-    good = model.encode_queries(["a test"])
-
-    def crash_halfway(model, folder):
-        (folder / "query").mkdir(parents=True)
-        (folder / "query" / "model.safetensors").write_bytes(b"half a file")
-        raise OSError("disk full")
-
-    monkeypatch.setattr("xencoder_lab.checkpoints.save_model", crash_halfway)
-    with pytest.raises(OSError, match="disk full"):
-        save_snapshot(model, tmp_path, {"step": 2})
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", first.name]  # no half-written leftovers
-    loaded, state = load_snapshot(tmp_path)
-    assert state == {"step": 1}
-    np.testing.assert_allclose(loaded.encode_queries(["a test"]), good, atol=1e-6)
-    second = save_snapshot(model, tmp_path, {"step": 2})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", second.name]  # the old one goes last

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from xencoder_lab import checkpoints, cli, corpus_embeddings, metrics, recipes
+from xencoder_lab import checkpoints, cli, corpus_embeddings, course_models, metrics
 from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.data import TOY_PATH
 from xencoder_lab.hybrid import Hybrid
@@ -71,7 +71,7 @@ def test_evaluate_runs_on_a_messy_collection(capsys, messy):
 def test_hybrid_is_bm25_and_the_bi_encoder_fused(capsys, toy):
     status, out, _ = run(capsys, "evaluate", "--data", TOY_PATH, "--systems", "hybrid", "--latency-queries", 0)
     assert status == 0
-    hybrid = Pipeline(toy, Hybrid.over(toy, recipes.load("bi-encoder"))).run(k1=16, k=16)
+    hybrid = Pipeline(toy, Hybrid.over(toy, course_models.load("bi-encoder"))).run(k1=16, k=16)
     assert table(out)["hybrid"][0] == round(metrics.evaluate(hybrid, toy.qrels, ["ndcg@10"])["ndcg@10"], 3)
 
 

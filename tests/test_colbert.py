@@ -6,8 +6,9 @@ import torch
 
 from xencoder_lab.colbert import ColBERT, ColbertIndex, maxsim, pad_documents
 from xencoder_lab.data import document_text
+from xencoder_lab.models import add_lora
 from xencoder_lab.pipeline import Pipeline
-from xencoder_lab.training import add_lora, train_bi_encoder, training_pairs
+from xencoder_lab.training import train_bi_encoder, training_pairs
 
 QUERIES = ["Does aspirin prevent heart attacks?", "Is vitamin D linked to tuberculosis?"]
 DOCS = ["Low-dose aspirin cut second heart attacks in a large trial of older adults.", "Measles vaccine works."]

@@ -10,7 +10,7 @@ import torch
 
 from xencoder_lab import corpus_embeddings
 from xencoder_lab.bi_encoder import BiEncoder, encode_corpus
-from xencoder_lab.recipes import load_bi_encoder
+from xencoder_lab.course_models import load_bi_encoder
 
 
 def test_made_installed_and_served_without_encoding(tmp_path, toy, small_bi_encoder, monkeypatch):

@@ -5,7 +5,7 @@ import torch
 
 from xencoder_lab import distill, recipes
 from xencoder_lab.bi_encoder import BiEncoder
-from xencoder_lab.cross_encoder import CrossEncoder
+from xencoder_lab.cross_encoder import CrossEncoder, small_cross_encoder
 from xencoder_lab.training import freeze_lower_layers
 
 GROUPS = [
@@ -58,7 +58,7 @@ def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
 
 
 def test_small_cross_encoder_keeps_the_bottom_layers(teacher):
-    student = distill.small_cross_encoder(teacher, layers=2, max_length=32)
+    student = small_cross_encoder(teacher, layers=2, max_length=32)
     assert len(student.encoder.encoder.layer) == 2 and len(teacher.encoder.encoder.layer) == 6
     assert torch.equal(student.encoder.encoder.layer[1].output.dense.weight,
                        teacher.encoder.encoder.layer[1].output.dense.weight)
@@ -66,7 +66,7 @@ def test_small_cross_encoder_keeps_the_bottom_layers(teacher):
     logits = student.score("aspirin", ["aspirin cut heart attacks", "measles"])
     assert logits.shape == (2,) and logits[0] > logits[1]  # the warm-start cosine still ranks
     with pytest.raises(ValueError, match="between 1 and 6"):
-        distill.small_cross_encoder(teacher, layers=7)
+        small_cross_encoder(teacher, layers=7)
 
 
 def test_teacher_scores_are_computed_once(teacher, tmp_path, monkeypatch):
@@ -87,7 +87,7 @@ def test_students_learn_the_teachers_margins(teacher, tmp_path, loss):
     torch.manual_seed(0)
     bi = BiEncoder(max_length=32)
     freeze_lower_layers(bi.query_tower, 1)
-    small = distill.small_cross_encoder(teacher, layers=1, max_length=32)
+    small = small_cross_encoder(teacher, layers=1, max_length=32)
     freeze_lower_layers(small.encoder, 1)
     students = {"bi-encoder": (bi, lambda g: distill.bi_encoder_group_scores(bi, g, 20.0)),
                 "cross-encoder": (small, lambda g: distill.cross_encoder_group_scores(small, g))}

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from xencoder_lab import recipes
+from xencoder_lab import course_models
 from xencoder_lab.bi_encoder import encode_corpus
 from xencoder_lab.distributed import encode_corpus_distributed
 
@@ -21,7 +21,7 @@ def local_ray():
 
 
 def test_ray_encoding_equals_the_in_process_path(toy, local_ray, capfd):
-    load_model = functools.partial(recipes.load, "bi-encoder")  # each worker loads the checkpoint itself
+    load_model = functools.partial(course_models.load, "bi-encoder")  # each worker loads the checkpoint itself
     distributed = encode_corpus_distributed(load_model, toy, workers=2, rows_per_task=5)  # 16 docs: 4 tasks
     assert "Execution plan" not in capfd.readouterr().err   # Ray Data's INFO lines only with verbose=True
     assert logging.getLogger("ray.data").getEffectiveLevel() < logging.WARNING   # and they pass again afterwards

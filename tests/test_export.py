@@ -8,7 +8,7 @@ import torch
 from sentence_transformers import CrossEncoder as STCrossEncoder
 from sentence_transformers import SentenceTransformer
 
-from xencoder_lab import recipes
+from xencoder_lab import course_models
 from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.cross_encoder import CrossEncoder
 from xencoder_lab.export import HeadAndCosine, to_sentence_transformers
@@ -140,10 +140,10 @@ def test_course_checkpoints_export(tmp_path):
         "bone mineral density by 1.2% against placebo.",
         "Measles vaccination campaigns in West Africa lowered child mortality beyond the prevention of measles.",
     ]
-    bi = recipes.load_bi_encoder(device="cpu")
+    bi = course_models.load_bi_encoder(device="cpu")
     theirs = SentenceTransformer(str(to_sentence_transformers(bi, tmp_path / "bi")), device="cpu")
     np.testing.assert_allclose(theirs.encode([claim, *abstracts]), bi.encode_documents([claim, *abstracts]), atol=1e-5)
-    cross = recipes.load_cross_encoder(device="cpu")
+    cross = course_models.load_cross_encoder(device="cpu")
     ours = cross.score(claim, abstracts)
     np.testing.assert_allclose(st_cross_encoder(to_sentence_transformers(cross, tmp_path / "ce")).predict(
         [(claim, a) for a in abstracts]), ours, atol=1e-4)

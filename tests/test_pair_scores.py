@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from xencoder_lab import checkpoints, pair_scores
+from xencoder_lab.course_models import load_cross_encoder
 from xencoder_lab.cross_encoder import score_candidates
 from xencoder_lab.data import DatasetNotFoundError
-from xencoder_lab.recipes import load_cross_encoder
 
 
 @pytest.fixture()

@@ -6,9 +6,10 @@ import torch
 
 from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.data import document_text
+from xencoder_lab.models import add_lora
 from xencoder_lab.pipeline import Pipeline
 from xencoder_lab.poly_encoder import PolyEncoder, code_attention, poly_scores
-from xencoder_lab.training import add_lora, train_bi_encoder, training_pairs
+from xencoder_lab.training import train_bi_encoder, training_pairs
 
 QUERIES = ["Does aspirin prevent heart attacks?", "Is vitamin D linked to tuberculosis?"]
 DOCS = ["Low-dose aspirin cut second heart attacks.", "Low serum vitamin D was linked to active tuberculosis.",

@@ -9,8 +9,8 @@ from xencoder_lab import corpus_embeddings, metrics
 from xencoder_lab.bi_encoder import BiEncoder, encode_corpus
 from xencoder_lab.colbert import ColBERT, ColbertIndex
 from xencoder_lab.pipeline import Pipeline
-from xencoder_lab.retrieval import DenseRetriever, DenseSearcher
-from xencoder_lab.store import QdrantStore, make_store
+from xencoder_lab.retrieval import DenseRetriever, DenseSearcher, make_store
+from xencoder_lab.store import QdrantStore
 
 
 def _same_rankings(ids_a, scores_a, ids_b, scores_b, tol=1e-5):

@@ -7,7 +7,6 @@ import torch
 
 from xencoder_lab import training
 from xencoder_lab.bi_encoder import BiEncoder
-from xencoder_lab.checkpoints import load_snapshot
 from xencoder_lab.data import TOY_PATH, document_text, load_beir
 from xencoder_lab.losses import in_batch_negatives_loss
 from xencoder_lab.training import (
@@ -62,20 +61,16 @@ def fixed_batch_loss(model, pairs):
         return in_batch_negatives_loss(q_emb, d_emb, temperature=0.05).item()
 
 
-def test_tiny_training_run_lowers_the_loss(pairs, tmp_path):
+def test_tiny_training_run_lowers_the_loss(pairs):
     model = BiEncoder(max_length=32)  # trained here, so not the shared fixture
     queries, docs = [pairs[i][0] for i in (0, 2, 4, 5)], [pairs[i][1] for i in (0, 2, 4, 5)]
     batch = list(zip(queries, docs[1:] + docs[:1]))  # deliberately mismatched: a high loss to bring down
     before = fixed_batch_loss(model, batch)
     log = train_bi_encoder(
         model, batch, steps=6, batch_size=4, lr=1e-4, warmup=1, log_every=3, seed=0, show_progress=False,
-        snapshot_dir=tmp_path,
     )
     assert [entry["step"] for entry in log] == [3, 6] and set(log[0]) == {"step", "loss", "seconds"}
     assert fixed_batch_loss(model, batch) < before
-    loaded, state = load_snapshot(tmp_path)
-    assert state["step"] == 6 and state["log"] == log
-    np.testing.assert_allclose(loaded.encode_queries(["a test"]), model.encode_queries(["a test"]), atol=1e-6)
 
 
 def test_hard_negatives_join_the_batch(toy, pairs, monkeypatch):

@@ -1,11 +1,10 @@
-"""Saving and loading models: course checkpoints pinned by what they compute, and whole-model snapshots
-(notebook 03).
+"""Saving and loading models: course checkpoints pinned by what they compute, and whole models (notebook 03).
 
 A course checkpoint lives in ``data/checkpoints/<recipe>/``:
 
 - ``weights.safetensors``: only the tensors training changed (e.g. the top layers), in fp16;
 - ``manifest.json``: the recipe and its settings, steps, wall time, hardware, the loss log, the metrics
-  measured on the stored (fp16) weights, and two probes of behaviour (``recipes.verify`` checks both):
+  measured on the stored (fp16) weights, and two probes of behaviour (``course_models.verify`` checks both):
   ``probe``, the model's outputs on a few fixed inputs (``probe_outputs``), and ``training_probe``, the first
   losses of the recipe's training loop on the toy set.
 
@@ -14,8 +13,8 @@ settings changed, when the current code no longer reproduces its outputs (poolin
 the score), or when the training loop no longer computes the same losses. A refactor that keeps all three
 does not force a retrain; a changed comment or error message never does.
 
-A *snapshot* is a whole model saved while training (``save_snapshot``), for a run that may be cut off;
-``save_model`` and ``load_model`` write and read any course model (``BiEncoder`` or ``CrossEncoder``) in full.
+``save_model`` and ``load_model`` write and read a plain ``BiEncoder`` or ``CrossEncoder`` in full (a
+poly-encoder or ColBERT is stored as a course checkpoint, its trained tensors over the base model).
 
 >>> close_enough([[1.0, 2.0]], [[1.0, 2.00001]])
 True
@@ -251,20 +250,22 @@ def save_model(model, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     if folder.exists():
         raise FileExistsError(f"{folder} exists: choose a new folder (nothing a user saved is overwritten).")
-    if isinstance(model, BiEncoder):
+    if type(model) is BiEncoder:  # a subclass (a poly-encoder) has more than its towers: refused below
         settings = {"kind": "bi-encoder", "pooling": model.pooling, "shared": model.shared,
                     "max_length": model.max_length, "normalize": model.normalize}
         towers = {"query": model.query_tower}
         if not model.shared:
             towers["document"] = model.doc_tower
-    elif isinstance(model, CrossEncoder):
+    elif type(model) is CrossEncoder:
         settings = {"kind": "cross-encoder", "max_length": model.max_length, "warm_start": model.scale is not None}
         towers = {"encoder": model.encoder}
         head = {n: p.detach().cpu().contiguous() for n, p in model.state_dict().items() if not n.startswith("encoder.")}
         folder.mkdir(parents=True)
         save_file(head, str(folder / "head.safetensors"))
     else:
-        raise TypeError(f"cannot save a {type(model).__name__}: give a BiEncoder or a CrossEncoder.")
+        raise TypeError(f"save_model writes a BiEncoder or a CrossEncoder in full, not a {type(model).__name__} (its "
+                        "codes, adapters or projection would be lost): store its trained tensors with "
+                        "checkpoints.save_checkpoint, as the course recipes do.")
     for name, tower in towers.items():
         tower.save_pretrained(folder / name)
         model.tokenizer.save_pretrained(folder / name)
@@ -292,38 +293,3 @@ def load_model(folder: str | os.PathLike, device: torch.device | str | None = No
                          cosine_scale=1.0 if settings["warm_start"] else None, device=device)
     model.load_state_dict(load_file(str(folder / "head.safetensors")), strict=False)
     return model
-
-
-def save_snapshot(model, folder: str | os.PathLike, state: dict) -> Path:
-    """Save ``model`` and ``state`` (JSON, with a ``"step"``) under ``folder`` while training; return its path.
-
-    Never leaves a half-written snapshot as the current one: the model is written to a hidden temporary
-    folder, renamed to ``step-NNNNNN.<random>`` once complete, and only then does ``folder/LATEST`` (replaced
-    atomically) name it; the previous snapshot is deleted last. A crash at any point leaves ``LATEST``
-    naming a complete snapshot.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".step-{state['step']:06d}.", dir=folder))
-    try:
-        save_model(model, tmp / "model")
-        (tmp / "state.json").write_text(json.dumps(state))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    final = folder / tmp.name.lstrip(".")
-    os.replace(tmp, final)
-    atomic_write(folder / "LATEST", lambda path: path.write_text(final.name))
-    for old in [*folder.glob("step-*"), *folder.glob(".step-*")]:  # older snapshots, leftovers of crashes
-        if old != final:
-            shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_snapshot(folder: str | os.PathLike, device: torch.device | str | None = None):
-    """``(model, state)`` from the snapshot that ``folder/LATEST`` names."""
-    latest = Path(folder) / "LATEST"
-    if not latest.is_file():
-        raise FileNotFoundError(f"no snapshot in {folder} (LATEST is missing).")
-    current = Path(folder) / latest.read_text().strip()
-    return load_model(current / "model", device=device), json.loads((current / "state.json").read_text())

@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from . import metrics, recipes
+from . import course_models, metrics
 from .bi_encoder import BiEncoder
 from .data import Dataset, DatasetFormatError, DatasetNotFoundError, load_beir
 from .hybrid import Hybrid
@@ -82,8 +82,8 @@ class Systems:
             if name == "zero-shot":
                 self.models[name] = BiEncoder()
             else:
-                recipes.verify(name, training=False)  # raises StaleCheckpointError, saying how to retrain
-                self.models[name] = recipes.load(name)
+                course_models.verify(name)  # raises StaleCheckpointError, saying how to retrain
+                self.models[name] = course_models.load(name)
         return self.models[name]
 
     def pipeline(self, ds: Dataset, spec: str, first_stage=None) -> Pipeline:
@@ -168,6 +168,12 @@ def index(args) -> None:
           f"{searcher.index.bytes_per_vector():.0f} bytes a vector")
 
 
+def _train(args) -> None:
+    from . import recipes  # the training stack, only for this command
+
+    recipes.main(args.rest)
+
+
 def bench(args) -> None:
     found = sorted(p.stem for p in BENCHMARKS.glob("*.py") if "def main" in p.read_text())
     if not found:
@@ -213,7 +219,7 @@ def parser() -> argparse.ArgumentParser:
     tr = commands.add_parser("train", help="train a course checkpoint (python -m xencoder_lab.recipes --help)",
                              add_help=False)
     tr.add_argument("rest", nargs=argparse.REMAINDER)
-    tr.set_defaults(run=lambda args: recipes.main(args.rest))
+    tr.set_defaults(run=_train)
 
     be = commands.add_parser("bench", help="run a benchmark of the repository's benchmarks/")
     be.add_argument("name", help="encode, rerank, cache or ann")
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         command.print_usage(sys.stderr)
         print(f"xencoder-lab: error: {err}", file=sys.stderr)
         return 2
-    except (DatasetNotFoundError, DatasetFormatError, ModelNotFoundError, recipes.StaleCheckpointError,
+    except (DatasetNotFoundError, DatasetFormatError, ModelNotFoundError, course_models.StaleCheckpointError,
             FileExistsError, FileNotFoundError, ValueError, LookupError, ImportError) as err:
         print(f"xencoder-lab: error: {err}", file=sys.stderr)
         return 1

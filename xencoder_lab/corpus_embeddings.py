@@ -118,7 +118,7 @@ def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str |
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .recipes import load_bi_encoder  # the course checkpoint
+    from .course_models import load_bi_encoder  # the course checkpoint
 
     args = checkpoints.artifact_arguments(argv, "Embed SciFact's corpus with the course bi-encoders.", PATH,
                                           "re-embed a random sample of the file and compare")

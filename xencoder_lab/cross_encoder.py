@@ -25,6 +25,7 @@ Documents longer than ``max_length`` minus the query's tokens are cut from the e
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import numpy as np
@@ -114,6 +115,26 @@ class CrossEncoder(torch.nn.Module):
             features = self.features(queries, docs)
             return run_sorted(features, self, self.tokenizer.pad_token_id, batch_size, show_progress, self.device,
                               desc="scoring pairs")
+
+
+def small_cross_encoder(teacher: CrossEncoder, layers: int, max_length: int | None = None) -> CrossEncoder:
+    """A student cross-encoder: a copy of ``teacher`` with its bottom ``layers`` transformer layers, its head and
+    its warm-start scale, reading at most ``max_length`` tokens (the teacher's by default). The teacher is not
+    changed. Fewer layers and shorter inputs make every pair cheaper, about ``(6 / layers) x (256 / max_length)``
+    times for all-MiniLM-L6-v2 at 256 tokens.
+
+    >>> student = small_cross_encoder(CrossEncoder(max_length=64, cosine_scale=20.0), layers=2, max_length=32)
+    >>> len(student.encoder.encoder.layer), student.max_length
+    (2, 32)
+    """
+    total = len(teacher.encoder.encoder.layer)
+    if not 1 <= layers <= total:
+        raise ValueError(f"layers={layers}, but the teacher has {total}: keep between 1 and {total}.")
+    student = copy.deepcopy(teacher)
+    student.encoder.encoder.layer = torch.nn.ModuleList(list(student.encoder.encoder.layer)[:layers])
+    student.encoder.config.num_hidden_layers = layers
+    student.max_length = max_length or teacher.max_length
+    return student
 
 
 PAIR_CACHE = "cross_encoder_pairs"  # the disk cache's folder for pair logits

@@ -2,7 +2,7 @@
 
 The teacher (the course cross-encoder) scores groups ``(query, positive, [negatives])`` once; a student (a
 bi-encoder, or a cross-encoder with fewer layers and shorter inputs) learns to give the same scores. Three losses
-over a group's scores, student ``s`` and teacher ``t`` of shape (G, W), the positive in column 0:
+(in ``losses``) over a group's scores, student ``s`` and teacher ``t`` of shape (G, W), the positive in column 0:
 
     MSE         L = mean_{g, j} (s_gj - t_gj)^2                                    (the syllabus)
     MarginMSE   L = mean_{g, j > 0} ((s_g0 - s_gj) - (t_g0 - t_gj))^2              (Hofstaetter et al., 2020)
@@ -25,63 +25,24 @@ as well as the same groups' labels alone.
 (11.125, 0.071)
 
 A bi-encoder student scores a pair as ``scale * cos(q, d)`` (``bi_encoder_group_scores``); a small
-cross-encoder student is the teacher with its bottom ``layers`` layers kept (``small_cross_encoder``: dropping
-the top layers loses the least, Sajjad et al., 2020) and its head and warm-start scale, reading ``max_length``
-tokens.
+cross-encoder student is the teacher with its bottom ``layers`` layers kept (``cross_encoder.small_cross_encoder``:
+dropping the top layers loses the least, Sajjad et al., 2020) and its head and warm-start scale, reading
+``max_length`` tokens.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .bi_encoder import BiEncoder
 from .cache import load_or_compute_rows
 from .cross_encoder import PAIR_CACHE, CrossEncoder, group_pairs, pair_cache_parts, pair_key
-from .losses import listwise_loss
+from .losses import listwise_loss, margin_mse_loss, score_mse_loss, softmax_kl_loss
 from .training import passes, train
 
 LOSSES = ("margin_mse", "mse", "kl", "contrastive")  # contrastive: the control, labels only, the teacher unused
-
-
-def score_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """MSE between the student's and the teacher's scores, both (G, W).
-
-    >>> float(score_mse_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 0.0]])))
-    2.0
-    """
-    if scores.shape != teacher.shape or scores.ndim != 2:
-        raise ValueError(f"need student and teacher scores of one shape (G, W), got {tuple(scores.shape)} and "
-                         f"{tuple(teacher.shape)}.")
-    return F.mse_loss(scores, teacher)
-
-
-def margin_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """MarginMSE: MSE between the student's and the teacher's margins ``score[:, 0] - score[:, j]``, (G, W).
-
-    >>> float(margin_mse_loss(torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[3.0, 0.0, 1.0]])))
-    1.0
-    """
-    if scores.shape != teacher.shape or scores.ndim != 2 or scores.shape[1] < 2:
-        raise ValueError(f"need student and teacher scores of one shape (G, W >= 2), positive in column 0, got "
-                         f"{tuple(scores.shape)} and {tuple(teacher.shape)}.")
-    margins = scores[:, :1] - scores[:, 1:]  # (G, W - 1)
-    return F.mse_loss(margins, teacher[:, :1] - teacher[:, 1:])
-
-
-def softmax_kl_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """KL divergence from the teacher's softmax over each group to the student's, averaged over groups, (G, W).
-
-    >>> float(softmax_kl_loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[2.0, 0.0]])))
-    0.0
-    """
-    if scores.shape != teacher.shape or scores.ndim != 2 or scores.shape[1] < 2:
-        raise ValueError(f"need student and teacher scores of one shape (G, W >= 2), got {tuple(scores.shape)} and "
-                         f"{tuple(teacher.shape)}.")
-    return F.kl_div(F.log_softmax(scores, 1), F.log_softmax(teacher, 1), log_target=True, reduction="batchmean")
 
 
 def teacher_scores(
@@ -122,26 +83,6 @@ def cross_encoder_group_scores(model: CrossEncoder, groups: Sequence[tuple[str, 
     """The cross-encoder's logits (G, W) of each group's pairs, with gradients."""
     queries, docs, width = group_pairs(groups)
     return model(model.tokenize(queries, docs)).view(len(groups), width)  # (G, W)
-
-
-def small_cross_encoder(teacher: CrossEncoder, layers: int, max_length: int | None = None) -> CrossEncoder:
-    """A student cross-encoder: a copy of ``teacher`` with its bottom ``layers`` transformer layers, its head and
-    its warm-start scale, reading at most ``max_length`` tokens (the teacher's by default). The teacher is not
-    changed. Fewer layers and shorter inputs make every pair cheaper, about ``(6 / layers) x (256 / max_length)``
-    times for all-MiniLM-L6-v2 at 256 tokens.
-
-    >>> student = small_cross_encoder(CrossEncoder(max_length=64, cosine_scale=20.0), layers=2, max_length=32)
-    >>> len(student.encoder.encoder.layer), student.max_length
-    (2, 32)
-    """
-    total = len(teacher.encoder.encoder.layer)
-    if not 1 <= layers <= total:
-        raise ValueError(f"layers={layers}, but the teacher has {total}: keep between 1 and {total}.")
-    student = copy.deepcopy(teacher)
-    student.encoder.encoder.layer = torch.nn.ModuleList(list(student.encoder.encoder.layer)[:layers])
-    student.encoder.config.num_hidden_layers = layers
-    student.max_length = max_length or teacher.max_length
-    return student
 
 
 def train_student(

@@ -6,7 +6,7 @@ engine that already schedules such jobs across a cluster rather than writing one
 
     rows (id, text), sorted by length  ->  map_batches(encoder actor, one per worker)  ->  rows (id, vector)
 
-Each actor loads the model once (``load_model``, a picklable function such as ``functools.partial(recipes.load,
+Each actor loads the model once (``load_model``, a picklable function such as ``functools.partial(course_models.load,
 "bi-encoder")``) and encodes whole batches with ``encode_documents``, the code the in-process path runs; sorting
 by length keeps each batch's padding short. With no ``address`` Ray starts on this machine with ``workers`` CPUs
 (tests, notebooks); with ``address="ray://head:10001"`` (or ``"auto"`` on a cluster node) the same call runs on a

@@ -1,4 +1,6 @@
-"""Contrastive loss with in-batch negatives (InfoNCE) for training a bi-encoder (built in notebook 03).
+"""Every training loss of the course: contrastive (InfoNCE with in-batch negatives, built in notebook 03), over
+a whole fixed corpus (03), listwise and binary cross-entropy over a cross-encoder's groups (04), and the three
+distillation losses (06: ``score_mse_loss``, ``margin_mse_loss``, ``softmax_kl_loss``, see ``distill``).
 
 A batch holds B (query, positive document) pairs. Each query's positive is the matching row; the other B - 1
 documents of the batch serve as its negatives for free, plus any extra rows (hard negatives, shared by the
@@ -108,3 +110,62 @@ def listwise_loss(logits: torch.Tensor) -> torch.Tensor:
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError(f"need logits (G, 1 + negatives) with at least one negative, got {tuple(logits.shape)}.")
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+
+
+def group_bce_loss(logits: torch.Tensor, pos_weight: float | None = None) -> torch.Tensor:
+    """Binary cross-entropy on the logits of groups, label 1 for the positive in column 0 and 0 for the rest,
+    averaged over all pairs (``BCEWithLogitsLoss``: computed from the logits, never from ``sigmoid``):
+
+        bce(z, y) = -[p * y * log sigmoid(z) + (1 - y) * log(1 - sigmoid(z))]      (p = ``pos_weight``, 1 if None)
+
+    A group holds 1 positive and n negatives, so plain BCE gives the negatives n times the positive's weight;
+    ``pos_weight=n`` balances the two.
+
+    >>> round(group_bce_loss(torch.tensor([[0.0, 0.0]])).item(), 4)                  # log 2 for every pair
+    0.6931
+    >>> round(group_bce_loss(torch.tensor([[0.0, 0.0]]), pos_weight=3.0).item(), 4)  # (3 log 2 + log 2) / 2
+    1.3863
+    """
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise ValueError(f"need logits (G, 1 + negatives) with at least one negative, got {tuple(logits.shape)}.")
+    labels = torch.zeros_like(logits)  # (G, 1 + negatives): 1 for the positive in column 0
+    labels[:, 0] = 1.0
+    weight = None if pos_weight is None else torch.tensor(float(pos_weight), device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
+
+
+def score_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MSE between the student's and the teacher's scores, both (G, W).
+
+    >>> float(score_mse_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 0.0]])))
+    2.0
+    """
+    if scores.shape != teacher.shape or scores.ndim != 2:
+        raise ValueError(f"need student and teacher scores of one shape (G, W), got {tuple(scores.shape)} and "
+                         f"{tuple(teacher.shape)}.")
+    return F.mse_loss(scores, teacher)
+
+
+def margin_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MarginMSE: MSE between the student's and the teacher's margins ``score[:, 0] - score[:, j]``, (G, W).
+
+    >>> float(margin_mse_loss(torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[3.0, 0.0, 1.0]])))
+    1.0
+    """
+    if scores.shape != teacher.shape or scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"need student and teacher scores of one shape (G, W >= 2), positive in column 0, got "
+                         f"{tuple(scores.shape)} and {tuple(teacher.shape)}.")
+    margins = scores[:, :1] - scores[:, 1:]  # (G, W - 1)
+    return F.mse_loss(margins, teacher[:, :1] - teacher[:, 1:])
+
+
+def softmax_kl_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """KL divergence from the teacher's softmax over each group to the student's, averaged over groups, (G, W).
+
+    >>> float(softmax_kl_loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[2.0, 0.0]])))
+    0.0
+    """
+    if scores.shape != teacher.shape or scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"need student and teacher scores of one shape (G, W >= 2), got {tuple(scores.shape)} and "
+                         f"{tuple(teacher.shape)}.")
+    return F.kl_div(F.log_softmax(scores, 1), F.log_softmax(teacher, 1), log_target=True, reduction="batchmean")

@@ -151,7 +151,7 @@ def check(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .recipes import load_bi_encoder, load_cross_encoder  # the course checkpoints
+    from .course_models import load_bi_encoder, load_cross_encoder  # the course checkpoints
 
     args = checkpoints.artifact_arguments(argv, "Score the pairs notebook 05 reranks with the course cross-encoder.",
                                           PATH, "re-score a random sample of the file and compare", MODELS)

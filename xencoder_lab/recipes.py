@@ -10,15 +10,16 @@
 
 A recipe is its settings plus the code that uses them. Each manifest keeps the settings, the trained model's
 outputs on fixed inputs (``checkpoints.probe_outputs``) and the first losses of its training loop on the toy
-set (``training_probe``); ``verify`` checks all three against the current code, and a test runs it on every
-committed checkpoint. Choices are made on a validation split carved from SciFact train; the test split is only
-measured, for the manifest.
+set (``training_probe``); ``verify`` checks all three against the current code (``course_models.verify``, with
+the recipe's training probe), and a test runs it on every committed checkpoint. The settings live in
+``settings``; loading a checkpoint, in ``course_models``. Choices are made on a validation split carved from
+SciFact train; the test split is only measured, for the manifest.
 
 Built in notebook 03 (the fine-tuned bi-encoder and the query tower); the cross-encoder recipe belongs to
 notebook 04, the two distilled students to notebook 06, the poly-encoder to 07 and ColBERT to 08. The
 bi-encoder and cross-encoder recipes hold out 80 training claims at random; the others hold them out by
 document (``protocol.split_validation_by_document``), and the query tower and the two distilled students keep
-their best evaluation by them. The poly-encoder and ColBERT train LoRA adapters (``training.add_lora``) on the
+their best evaluation by them. The poly-encoder and ColBERT train LoRA adapters (``models.add_lora``) on the
 bi-encoder recipe's pairs and hard negatives, so their checkpoints store under a megabyte.
 
 ``--set KEY=VALUE --record`` trains a single-model recipe with a setting changed and adds its figures, not its
@@ -39,16 +40,26 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoints, distill, metrics, protocol
+from . import checkpoints, course_models, distill, metrics, protocol
 from .bi_encoder import BiEncoder, encode_corpus
 from .colbert import ColBERT
-from .cross_encoder import CrossEncoder, rerank, score_candidates
+from .course_models import StaleCheckpointError, load_bi_encoder, load_cross_encoder
+from .cross_encoder import CrossEncoder, rerank, score_candidates, small_cross_encoder
 from .data import TOY_PATH, document_text, load_beir, split_validation
 from .negatives import mine_groups, mine_hard_negatives, mine_negatives
 from .poly_encoder import PolyEncoder
 from .retrieval import dense_run
+from .settings import (
+    BI_ENCODER,
+    COLBERT,
+    CROSS_ENCODER,
+    DISTILLED_BI_ENCODER,
+    POLY_ENCODER,
+    QUERY_TOWER,
+    SETTINGS,
+    SMALL_CROSS_ENCODER,
+)
 from .training import (
-    add_lora,
     corpus_queries,
     freeze_lower_layers,
     train_bi_encoder,
@@ -56,22 +67,6 @@ from .training import (
     train_query_tower,
     training_pairs,
 )
-
-BI_ENCODER = {
-    "dataset": "scifact",
-    "validation_queries": 80,
-    "seed": 0,
-    "pooling": "mean",
-    "max_length": 256,
-    "train_top_layers": 3,  # embeddings and layers 0-2 frozen: faster steps, a 10 MB checkpoint
-    "steps": 104,  # about two passes over the training pairs at batch 16
-    "batch_size": 16,
-    "lr": 5e-5,
-    "warmup": 10,
-    "temperature": 0.05,
-    "negative_depth": 10,
-    "negative_margin": 0.95,
-}
 
 
 def bi_encoder_training_data(model: BiEncoder, settings: dict):
@@ -121,25 +116,13 @@ def train_bi_encoder_recipe(settings: dict = BI_ENCODER, steps: int | None = Non
     return model, trainable, log, validation
 
 
-POLY_ENCODER = {
-    **{k: v for k, v in BI_ENCODER.items() if k != "pooling"},
-    "validation": "by document",
-    "codes": 16,  # m learned codes
-    "scale": 20.0,  # the document's attention over the m views: softmax(20 * cosines)
-    "init_std": 1e-3,  # codes start near 0: every view starts as the mean-pooled query (the bi-encoder)
-    "lora_rank": 16,  # on the top 3 layers (train_top_layers): a 0.7 MB checkpoint
-    "lr": 3e-4,  # LoRA learns at about ten times a full fine-tune's rate
-    "codes_lr": 1e-3,
-}
-
-
 def train_poly_encoder_recipe(settings: dict = POLY_ENCODER, steps: int | None = None):
     """Train a poly-encoder from all-MiniLM-L6-v2 on SciFact train, the bi-encoder recipe's data and loss with
     LoRA on the top layers and the m codes: ``(model, trainable parameter names, loss log, validation)``."""
     torch.manual_seed(settings["seed"])
-    model = _poly_encoder(settings)
+    model, lora = course_models.poly_encoder(settings)
+    groups = _poly_groups(model, lora, settings)
     pairs, negatives, validation = bi_encoder_training_data(model, settings)  # mined by the untrained model
-    lora, groups = _poly_lora(model, settings)
     log = train_bi_encoder(
         model, pairs, steps=steps or settings["steps"], batch_size=settings["batch_size"], warmup=settings["warmup"],
         temperature=settings["temperature"], hard_negatives=negatives, seed=settings["seed"], log_every=4,
@@ -148,53 +131,17 @@ def train_poly_encoder_recipe(settings: dict = POLY_ENCODER, steps: int | None =
     return model, lora + ["codes"], log, validation
 
 
-def _poly_encoder(settings: dict, device=None) -> PolyEncoder:
-    return PolyEncoder(codes=settings["codes"], scale=settings["scale"], max_length=settings["max_length"],
-                       init_std=settings["init_std"], seed=settings["seed"], device=device)
+def _poly_groups(model: PolyEncoder, lora: list[str], settings: dict) -> list[dict]:
+    """AdamW's groups for the poly-encoder recipe: its LoRA parameters ``lora``, then the codes."""
+    return [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
+            {"params": [model.codes], "lr": settings["codes_lr"]}]
 
 
-def _poly_lora(model: PolyEncoder, settings: dict) -> tuple[list[str], list[dict]]:
-    """LoRA on the query tower's top layers: (the LoRA parameters' names, AdamW's groups: LoRA, codes)."""
-    names = add_lora(model.query_tower, settings["lora_rank"], settings["train_top_layers"])
-    lora = ["query_tower." + n for n in names]
-    groups = [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
-              {"params": [model.codes], "lr": settings["codes_lr"]}]
-    return lora, groups
-
-
-def load_poly_encoder(folder: str | Path | None = None, device=None) -> PolyEncoder:
-    """The course poly-encoder: the base model, its LoRA updates and codes laid over it (``folder`` defaults to
-    the ``poly-encoder`` checkpoint)."""
-    folder = Path(folder or checkpoints.CHECKPOINTS / "poly-encoder")
-    settings = checkpoints.read_manifest(folder)["settings"]
-    model = _poly_encoder(settings, device)
-    _poly_lora(model, settings)
-    model.to(model.device).eval()
-    return checkpoints.load_weights(model, folder)
-
-
-COLBERT = {
-    **{k: v for k, v in BI_ENCODER.items() if k != "pooling"},
-    "validation": "by document",
-    "miner": "zero-shot bi-encoder",  # hard negatives as the bi-encoder recipe mines them
-    "dim": 128,  # each token vector projected to 128 dimensions
-    "query_length": 32,  # queries padded with [MASK] to 32 tokens (query augmentation)
-    "augment": True,
-    "lora_rank": 16,  # on the top 3 layers (train_top_layers), and the projection: a 0.8 MB checkpoint
-    "lr": 3e-4,
-    "projection_lr": 1e-3,
-    "temperature": 1.0,  # MaxSim sums Lq cosines: scores already span tens of units
-}
-
-
-def _colbert(settings: dict, device=None) -> tuple[ColBERT, list[str], list[dict]]:
+def _colbert(settings: dict) -> tuple[ColBERT, list[str], list[dict]]:
     """The recipe's ColBERT with LoRA on its top layers: (model, trainable names, AdamW's groups)."""
-    model = ColBERT(dim=settings["dim"], query_length=settings["query_length"], max_length=settings["max_length"],
-                    augment=settings["augment"], seed=settings["seed"], device=device)
-    lora = ["tower." + n for n in add_lora(model.tower, settings["lora_rank"], settings["train_top_layers"])]
+    model, lora = course_models.colbert(settings)
     groups = [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
               {"params": [model.projection.weight], "lr": settings["projection_lr"]}]
-    model.to(model.device)
     return model, lora + ["projection.weight"], groups
 
 
@@ -210,32 +157,6 @@ def train_colbert_recipe(settings: dict = COLBERT, steps: int | None = None):
         param_groups=groups,
     )
     return model, trainable, log, validation
-
-
-def load_colbert(folder: str | Path | None = None, device=None) -> ColBERT:
-    """The course ColBERT: the base model, its LoRA updates and projection (``folder``: default the checkpoint)."""
-    folder = Path(folder or checkpoints.CHECKPOINTS / "colbert")
-    model, _, _ = _colbert(checkpoints.read_manifest(folder)["settings"], device)
-    return checkpoints.load_weights(model.eval(), folder)
-
-
-QUERY_TOWER = {
-    "dataset": "scifact",
-    "validation_queries": 80,  # held out by document: no validation claim's abstract is a training positive
-    "seed": 0,
-    "pooling": "mean",
-    "max_length": 256,
-    "document_tower": "frozen",  # the zero-shot model embeds the corpus: its cached embeddings stay valid
-    "train_top_layers": 3,  # of the query tower, as in the bi-encoder recipe: a 10 MB checkpoint
-    "steps": 312,  # 12 passes over the training pairs at batch 32
-    "batch_size": 32,
-    "lr": 1e-5,  # chosen on validation by document among 3-layer runs (sweep.json)
-    "warmup": 16,
-    "temperature": 0.05,
-    "negatives": "the whole corpus, other relevant abstracts masked",
-    "evaluate_every": 26,  # once a pass; the best pass by validation nDCG@10 is kept
-    "corpus_queries": None,  # or "title", "last sentence" or both in a list: label-free pairs (corpus_queries)
-}
 
 
 def query_tower_training_data(model: BiEncoder, settings: dict):
@@ -303,27 +224,6 @@ def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
     return evaluate, keep_best, restore, log
 
 
-CROSS_ENCODER = {
-    "dataset": "scifact",
-    "validation_queries": 80,
-    "seed": 0,
-    "init": "bi-encoder",  # the encoder starts from the fine-tuned bi-encoder's weights
-    "max_length": 256,  # claim + the first ~230 tokens of the abstract
-    "cosine_scale": 20.0,  # warm start: score = 20 * cos(query tokens, document tokens) + head([CLS])
-    "train_top_layers": 6,  # all six layers (embeddings frozen): a 21 MB checkpoint
-    "negatives": 15,  # per claim: the fine-tuned bi-encoder's best-ranked non-relevant abstracts
-    "negative_margin": 0.95,
-    "loss": "listwise",
-    "steps": 1000,
-    "groups_per_step": 4,  # 4 claims x (1 positive + 15 negatives) = 64 pairs a step, about 5 passes
-    "lr": 5e-5,
-    "head_lr": 1e-3,
-    "warmup": 100,
-    "rerank_depth": 20,  # validation: rerank the fine-tuned bi-encoder's top 20
-    "evaluate_every": 50,
-}
-
-
 def cross_encoder_training_data(bi: BiEncoder, settings: dict):
     """(groups, validation split, the bi-encoder's validation run): for each train claim and relevant abstract,
     the ``negatives`` best-ranked abstracts the bi-encoder gets wrong (``negatives.mine_groups``)."""
@@ -374,48 +274,6 @@ def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None
     return model, trainable, log
 
 
-DISTILLATION = {  # what both students learn from: groups scored once by the course cross-encoder
-    "dataset": "scifact",
-    "validation_queries": 80,  # held out by document (``protocol.split_validation_by_document``)
-    "seed": 0,
-    "teacher": "cross-encoder",
-    "miner": "bi-encoder",  # the fine-tuned bi-encoder ranks the candidates negatives are drawn from
-    "negatives": 3,  # per group: 1 positive + 3 negatives = 4 teacher logits
-    "negative_margin": 0.95,
-    "title_queries": 600,  # label-free groups: an uncited abstract's title as the query for its text
-}
-
-SMALL_CROSS_ENCODER = {
-    **DISTILLATION,
-    "layers": 2,  # the teacher's bottom 2 of 6 layers, its head and scale: a 7 MB checkpoint
-    "max_length": 128,  # half the teacher's: claim + the first ~100 tokens of the abstract
-    "loss": "margin_mse",
-    "steps": 600,
-    "groups_per_step": 8,
-    "lr": 1e-4,
-    "head_lr": 1e-3,
-    "warmup": 60,
-    "rerank_depth": 20,  # validation: rerank the fine-tuned bi-encoder's top 20
-    "evaluate_every": 100,
-    "test_depth": 100,  # the manifest's test figures: the pipeline's k1
-}
-
-DISTILLED_BI_ENCODER = {
-    **DISTILLATION,
-    "pooling": "mean",
-    "max_length": 256,
-    "document_tower": "frozen",  # as in the query tower: the zero-shot model's corpus embeddings stay valid
-    "train_top_layers": 3,  # of the query tower: a 10 MB checkpoint
-    "loss": "kl",  # the teacher's softmax over each group (MarginMSE and MSE: variants.json)
-    "scale": 20.0,  # student score = 20 * cos(q, d), the bi-encoder's 1 / temperature
-    "steps": 120,  # two thirds of a pass over the groups: about 8 minutes on 2 cores
-    "groups_per_step": 8,
-    "lr": 5e-5,
-    "warmup": 12,
-    "evaluate_every": 12,  # validation by document; the best evaluation is kept
-}
-
-
 def distillation_data(settings: dict):
     """(groups, the teacher's logits (G, 1 + negatives), validation split) for the students of notebook 06.
 
@@ -457,7 +315,7 @@ def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps
     bi = load_bi_encoder(checkpoints.CHECKPOINTS / settings["miner"])
     depth = settings["rerank_depth"]
     first_stage = dense_run(bi, validation, k=depth)
-    model = distill.small_cross_encoder(
+    model = small_cross_encoder(
         load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), settings["layers"], settings["max_length"])
     trainable = ["encoder." + n for n in freeze_lower_layers(model.encoder, settings["layers"])]
     trainable += [n for n, p in model.named_parameters() if not n.startswith("encoder.")]
@@ -526,8 +384,8 @@ def poly_encoder_training_probe(settings: dict = POLY_ENCODER, steps: int = 3) -
     """The first ``steps`` losses of the recipe's training on the toy set, as ``bi_encoder_training_probe``:
     the recipe's codes, LoRA and learning rates."""
     torch.manual_seed(settings["seed"])
-    model = _poly_encoder(settings)
-    return _toy_pairs_probe(model, settings, steps, _poly_lora(model, settings)[1])
+    model, lora = course_models.poly_encoder(settings)
+    return _toy_pairs_probe(model, settings, steps, _poly_groups(model, lora, settings))
 
 
 def colbert_training_probe(settings: dict = COLBERT, steps: int = 3) -> list[float]:
@@ -601,7 +459,7 @@ def small_cross_encoder_training_probe(settings: dict = SMALL_CROSS_ENCODER, ste
     teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
     groups = _toy_groups(settings["negatives"])
     targets = distill.teacher_scores(teacher, groups)
-    model = distill.small_cross_encoder(teacher, settings["layers"], settings["max_length"])
+    model = small_cross_encoder(teacher, settings["layers"], settings["max_length"])
     freeze_lower_layers(model.encoder, settings["layers"])
     log = distill.train_student(
         model, groups, targets, lambda chosen: distill.cross_encoder_group_scores(model, chosen),
@@ -626,90 +484,22 @@ def distilled_bi_encoder_training_probe(settings: dict = DISTILLED_BI_ENCODER, s
     return [round(entry["loss"], 5) for entry in log]
 
 
-RECIPES = {
-    "bi-encoder": {"settings": BI_ENCODER, "training_probe": bi_encoder_training_probe},
-    "cross-encoder": {"settings": CROSS_ENCODER, "training_probe": cross_encoder_training_probe},
-    "query-tower": {"settings": QUERY_TOWER, "training_probe": query_tower_training_probe},
-    "small-cross-encoder": {"settings": SMALL_CROSS_ENCODER, "training_probe": small_cross_encoder_training_probe},
-    "distilled-bi-encoder": {"settings": DISTILLED_BI_ENCODER, "training_probe": distilled_bi_encoder_training_probe},
-    "poly-encoder": {"settings": POLY_ENCODER, "training_probe": poly_encoder_training_probe},
-    "colbert": {"settings": COLBERT, "training_probe": colbert_training_probe},
+TRAINING_PROBES = {
+    "bi-encoder": bi_encoder_training_probe,
+    "cross-encoder": cross_encoder_training_probe,
+    "query-tower": query_tower_training_probe,
+    "small-cross-encoder": small_cross_encoder_training_probe,
+    "distilled-bi-encoder": distilled_bi_encoder_training_probe,
+    "poly-encoder": poly_encoder_training_probe,
+    "colbert": colbert_training_probe,
 }
-CROSS_ENCODERS = ("cross-encoder", "small-cross-encoder")
-
-
-def load(name: str, folder: str | Path | None = None, device=None):
-    """The course checkpoint of recipe ``name`` (from ``folder``, default its own), with the loader it needs."""
-    default = load_cross_encoder if name in CROSS_ENCODERS else load_bi_encoder
-    loader = {"poly-encoder": load_poly_encoder, "colbert": load_colbert}.get(name, default)
-    return loader(folder or checkpoints.CHECKPOINTS / name, device=device)
-
-
-class StaleCheckpointError(RuntimeError):
-    """A committed checkpoint that the current code or settings would not make again."""
+RECIPES = {name: {"settings": SETTINGS[name], "training_probe": probe} for name, probe in TRAINING_PROBES.items()}
 
 
 def verify(name: str, folder: str | Path | None = None, training: bool = True) -> dict:
-    """Check the checkpoint of recipe ``name`` against the current code; return its manifest, or raise
-    ``StaleCheckpointError`` saying what differs and how to fix it.
-
-    Three checks: the recipe's settings are the manifest's; the loaded model reproduces the stored outputs on
-    the probe inputs (``checkpoints.probe_outputs``); with ``training``, the training loop reproduces the stored
-    first losses on the toy set.
-    """
-    folder = Path(folder or checkpoints.CHECKPOINTS / name)
-    manifest = checkpoints.read_manifest(folder)
-    fix = f"retrain it with `python -m xencoder_lab.recipes {name} --overwrite` (see the README)"
-    problems = []
-    if manifest["settings"] != RECIPES[name]["settings"]:
-        changed = sorted(k for k in {**manifest["settings"], **RECIPES[name]["settings"]}
-                         if manifest["settings"].get(k) != RECIPES[name]["settings"].get(k))
-        problems.append(f"the recipe's settings changed ({', '.join(changed)})")
-    model = load(name, folder, device="cpu")
-    if "probe" not in manifest or "training_probe" not in manifest:
-        problems.append("its manifest holds no probes (a run that did not finish?)")
-    else:
-        if not checkpoints.close_enough(manifest["probe"], checkpoints.probe_outputs(model)):
-            problems.append("the current code computes other outputs from its weights (pooling, text, truncation "
-                            "or score changed)")
-        if training and not checkpoints.close_enough(manifest["training_probe"], RECIPES[name]["training_probe"]()):
-            problems.append("the training loop computes other losses than the one that trained it")
-    if problems:
-        raise StaleCheckpointError(f"{folder.name} is stale: {'; '.join(problems)}. To fix: {fix}.")
-    return manifest
-
-
-def load_bi_encoder(folder: str | Path | None = None, device=None) -> BiEncoder:
-    """The course's fine-tuned bi-encoder: the base model with the checkpoint's top layers laid over it.
-
-    ``folder`` defaults to the ``bi-encoder`` checkpoint; a recipe name (``"query-tower"``) names a course
-    checkpoint. A checkpoint trained with the document tower frozen loads as two towers, the document tower the
-    base model's."""
-    folder = Path(folder or checkpoints.CHECKPOINTS / "bi-encoder")
-    if not folder.exists() and str(folder) in RECIPES:
-        folder = checkpoints.CHECKPOINTS / str(folder)
-    settings = checkpoints.read_manifest(folder)["settings"]
-    shared = settings.get("document_tower") != "frozen"
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=shared, device=device)
-    checkpoints.load_weights(model.query_tower, folder)
-    return model
-
-
-def load_cross_encoder(folder: str | Path | None = None, device=None) -> CrossEncoder:
-    """The course cross-encoder: the base model with the checkpoint's layers, head and scale laid over it.
-
-    ``folder`` defaults to the ``cross-encoder`` checkpoint; a recipe name (``"small-cross-encoder"``) names a
-    course checkpoint. A student checkpoint (its settings name ``layers``) loads as the base model cut to that
-    many layers (``distill.small_cross_encoder``)."""
-    folder = Path(folder or checkpoints.CHECKPOINTS / "cross-encoder")
-    if not folder.exists() and str(folder) in RECIPES:
-        folder = checkpoints.CHECKPOINTS / str(folder)
-    settings = checkpoints.read_manifest(folder)["settings"]
-    scale = settings.get("cosine_scale", CROSS_ENCODER["cosine_scale"])
-    model = CrossEncoder(max_length=settings["max_length"], cosine_scale=scale, device=device)
-    if "layers" in settings:
-        model = distill.small_cross_encoder(model, settings["layers"], settings["max_length"])
-    return checkpoints.load_weights(model, folder)
+    """``course_models.verify`` with the recipe's own training probe (``training=False`` skips that check, the
+    slowest); returns the manifest or raises ``StaleCheckpointError``."""
+    return course_models.verify(name, folder, RECIPES[name]["training_probe"] if training else None)
 
 
 def _manifest(name: str, steps: int | None, trained: dict | None = None, **extra) -> dict:

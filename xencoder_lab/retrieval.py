@@ -267,19 +267,29 @@ def recall_at(approx_ids: Sequence[Sequence], exact_ids: Sequence[Sequence], k: 
     return float(np.mean(found))
 
 
+def make_store(d_emb: np.ndarray, ids: Sequence[str], where: str = "faiss", **options):
+    """A store holding ``d_emb`` (N, D), one id per row: ``where="faiss"`` (``DenseRetriever``; ``options``: its
+    ``index``), or Qdrant: ``":memory:"``, a folder, or a URL (``store.QdrantStore``; ``options``: its own).
+    Either answers ``len(store)`` and ``store.search(q_emb, k)`` (``store.Store``)."""
+    if where == "faiss":
+        return DenseRetriever(d_emb, ids, **options)
+    from .store import QdrantStore  # the `scale` extra, only when asked for
+
+    return QdrantStore(d_emb, ids, location=where, **options)
+
+
 class DenseSearcher:
     """A ``BiEncoder`` and the exact index of a corpus it embedded: query texts in, ids and scores out.
 
     The same interface as ``bm25.BM25.search``, so a pipeline takes either as its first stage. The corpus is
     embedded once (``bi_encoder.encode_corpus``, from the disk cache after the first time). The index lives in
-    FAISS, or where ``where`` says (``store.make_store``: ``":memory:"``, a folder or a URL for Qdrant, with its
+    FAISS, or where ``where`` says (``make_store``: ``":memory:"``, a folder or a URL for Qdrant, with its
     ``options``), or is one built already (``store``: e.g. ``DenseRetriever.load(folder)``).
     """
 
     def __init__(self, model, ds, cache_root: str | os.PathLike | None = None, where: str = "faiss", store=None,
                  **options):
         from .bi_encoder import encode_corpus
-        from .store import make_store
 
         self.model = model
         if store is not None and len(store) != len(ds.corpus):

@@ -16,8 +16,10 @@ graph (``exact=True`` asks it for exact search).
 Qdrant also keeps several vectors per document and scores them with MaxSim (``multivector=True``): a ColBERT
 index in the database, each document one point holding its (L_d, dim) token vectors.
 
+``retrieval.make_store`` picks one by ``where``; this module needs nothing of ``retrieval``.
+
 >>> d_emb = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype=np.float32)
->>> store = make_store(d_emb, ["a", "b", "c"], where=":memory:")
+>>> store = QdrantStore(d_emb, ["a", "b", "c"], location=":memory:")
 >>> ids, scores = store.search(np.array([[0.0, 1.0]], dtype=np.float32), k=2)
 >>> len(store), ids, scores.round(2)
 (3, [['c', 'b']], array([[1. , 0.8]], dtype=float32))
@@ -31,8 +33,6 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from .retrieval import DenseRetriever
-
 try:  # the `scale` extra (pip install "xencoder-lab[scale]")
     from qdrant_client import QdrantClient, models
 except ImportError:  # pragma: no cover - depends on the install
@@ -45,14 +45,6 @@ class Store(Protocol):
     def __len__(self) -> int: ...
 
     def search(self, q_emb, k: int = 100) -> tuple[list[list[str]], np.ndarray]: ...
-
-
-def make_store(d_emb: np.ndarray, ids: Sequence[str], where: str = "faiss", **options) -> Store:
-    """A store holding ``d_emb`` (N, D), one id per row: ``where="faiss"`` (``DenseRetriever``; ``options``: its
-    ``index``), or Qdrant: ``":memory:"``, a folder, or a URL (``QdrantStore``; ``options``: its own)."""
-    if where == "faiss":
-        return DenseRetriever(d_emb, ids, **options)
-    return QdrantStore(d_emb, ids, location=where, **options)
 
 
 class QdrantStore:

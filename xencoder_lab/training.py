@@ -14,7 +14,7 @@ computes is the caller's: ``step_loss(step)`` returns the loss of one batch.
 - ``train_cross_encoder``: score groups (query, positive, negatives) jointly, ``losses.listwise_loss`` or
   binary cross-entropy on the logits (notebook 04).
 
-``add_lora`` freezes a tower and adds low-rank adapters to its top layers (notebooks 07 and 08);
+``models.add_lora`` (notebooks 07 and 08) freezes a tower and adds low-rank adapters to its top layers;
 ``corpus_queries`` makes label-free training pairs from a corpus alone (notebook 03).
 
 >>> pairs = [("q1", "d1"), ("q2", "d1"), ("q3", "d2"), ("q1", "d3")]     # d1 twice, q1 twice
@@ -25,7 +25,6 @@ computes is the caller's: ``step_loss(step)`` returns the loss of one batch.
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import re
 import time
@@ -35,7 +34,7 @@ import torch
 
 from .bi_encoder import BiEncoder
 from .data import Dataset, document_text
-from .losses import corpus_softmax_loss, listwise_loss, scores_loss
+from .losses import corpus_softmax_loss, group_bce_loss, listwise_loss, scores_loss
 
 
 def training_pairs(ds: Dataset) -> list[tuple[str, str]]:
@@ -149,35 +148,6 @@ def freeze_lower_layers(tower: torch.nn.Module, train_top: int) -> list[str]:
     return trainable
 
 
-LORA_MODULES = ("query", "key", "value", "dense")  # a BERT layer's attention and feed-forward linears
-
-
-def add_lora(tower: torch.nn.Module, rank: int, train_top: int, alpha: float | None = None) -> list[str]:
-    """Freeze ``tower`` and give each linear of its top ``train_top`` layers a trainable low-rank update (LoRA,
-    Hu et al., 2021, through ``peft``); return the trainable parameter names.
-
-        W x  ->  W x + (alpha / r) B A x          A: (r, in), B: (out, r), B starts at 0: no change at step 0
-
-    Rank 16 on the top 3 of MiniLM's 6 layers trains 0.33M parameters (a 0.7 MB checkpoint) where the top 3
-    layers whole are 5.3M (10 MB).
-
-    >>> from transformers import BertConfig, BertModel
-    >>> tower = BertModel(BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=8))
-    >>> names = add_lora(tower, rank=2, train_top=1)
-    >>> len(names), names[0]
-    (12, 'encoder.layer.1.attention.self.query.lora_A.default.weight')
-    """
-    from peft import LoraConfig, inject_adapter_in_model
-
-    layers = len(tower.encoder.layer)
-    if not 1 <= train_top <= layers or rank < 1:
-        raise ValueError(f"train_top={train_top}, rank={rank}: need 1 <= train_top <= {layers} layers and rank >= 1.")
-    config = LoraConfig(r=rank, lora_alpha=alpha or 2 * rank, lora_dropout=0.0, target_modules=list(LORA_MODULES),
-                        layers_to_transform=list(range(layers - train_top, layers)), layers_pattern="layer")
-    inject_adapter_in_model(config, tower)  # in place: the base weights frozen, only A and B train
-    return [name for name, param in tower.named_parameters() if param.requires_grad]
-
-
 def lr_factor(step: int, warmup: int, steps: int) -> float:
     """Learning-rate factor at ``step`` (from 0): up linearly for ``warmup`` steps, then down to 0 at ``steps``.
 
@@ -200,8 +170,6 @@ def train(
     evaluate: Callable[[torch.nn.Module], float] | None = None,
     evaluate_every: int | None = None,
     on_evaluate=None,
-    snapshot_dir: str | os.PathLike | None = None,
-    snapshot_every: int | None = None,
     show_progress: bool = True,
 ) -> list[dict]:
     """Train ``model`` in place for ``steps`` steps of ``step_loss(step)`` (step from 1); return the log.
@@ -210,12 +178,9 @@ def train(
     ``warmup`` defaults to 10% of ``steps``. The log holds ``{"step", "loss" (mean since the previous entry),
     "seconds"}`` every ``log_every`` steps, and ``{"step", "validation", "seconds"}`` every ``evaluate_every``
     steps, when ``evaluate(model)`` (a number, e.g. validation nDCG@10) is given; each value is also passed to
-    ``on_evaluate(model, step, value, log)``, e.g. to keep the best model so far. With ``snapshot_dir``, the
-    whole model is saved every ``snapshot_every`` steps and at the end (``checkpoints.save_snapshot``).
+    ``on_evaluate(model, step, value, log)``, e.g. to keep the best model so far.
     """
     from tqdm.auto import tqdm
-
-    from .checkpoints import save_snapshot
 
     warmup = steps // 10 if warmup is None else warmup
     torch.manual_seed(seed)  # dropout
@@ -241,8 +206,6 @@ def train(
             if on_evaluate is not None:
                 on_evaluate(model, step, value, log)
             model.train()
-        if snapshot_dir is not None and (step == steps or (snapshot_every and step % snapshot_every == 0)):
-            save_snapshot(model, snapshot_dir, {"step": step, "log": log})
     model.eval()
     return log
 
@@ -258,8 +221,6 @@ def train_bi_encoder(
     hard_negatives: Sequence[str] | None = None,
     seed: int = 0,
     log_every: int = 10,
-    snapshot_dir: str | os.PathLike | None = None,
-    snapshot_every: int | None = None,
     show_progress: bool = True,
     param_groups: Sequence[dict] | None = None,
 ) -> list[dict]:
@@ -267,7 +228,7 @@ def train_bi_encoder(
 
     ``hard_negatives[i]`` (optional) is a non-relevant document for ``pairs[i]``, added to its batch as an
     extra negative for every query. Batches come from ``NoDuplicatesBatchSampler``, pass after pass; the rest
-    (schedule, logging, snapshots) is ``train``'s. Scores come from ``model.similarity`` (dot products for a
+    (schedule, logging) is ``train``'s. Scores come from ``model.similarity`` (dot products for a
     ``BiEncoder``; a ``PolyEncoder`` trains here too). ``param_groups`` (AdamW's) default to every trainable
     parameter at ``lr``.
     """
@@ -283,10 +244,7 @@ def train_bi_encoder(
         return scores_loss(model.similarity(q_emb, d_emb), temperature)  # a BiEncoder: q_emb @ d_emb.T
 
     groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
-    return train(
-        model, step_loss, groups, steps, warmup, seed, log_every, snapshot_dir=snapshot_dir,
-        snapshot_every=snapshot_every, show_progress=show_progress,
-    )
+    return train(model, step_loss, groups, steps, warmup, seed, log_every, show_progress=show_progress)
 
 
 def train_query_tower(
@@ -362,14 +320,10 @@ def train_cross_encoder(
     """Train a ``CrossEncoder`` in place on (query, positive, [negatives]) groups; return the log.
 
     Each step scores ``groups_per_step`` groups, each its positive and its negatives, and takes
-    ``losses.listwise_loss`` over each group (``loss="listwise"``) or ``BCEWithLogitsLoss`` with label 1 for the
-    positive and 0 for the negatives (``loss="bce"``), averaged over all pairs:
-
-        bce(z, y) = -[p * y * log sigmoid(z) + (1 - y) * log(1 - sigmoid(z))]        (p = ``pos_weight``, 1 if None)
-
-    A group holds 1 positive and n negatives, so plain BCE gives the negatives n times the positive's weight;
-    ``pos_weight=n`` balances the two. The new head (and the warm-start scale) learn at ``head_lr``, the
-    encoder's trainable layers at ``lr``. Schedule, logging and evaluation are ``train``'s.
+    ``losses.listwise_loss`` over each group (``loss="listwise"``) or ``losses.group_bce_loss`` (``loss="bce"``:
+    label 1 for the positive, 0 for the negatives, ``pos_weight`` on the positive). The new head (and the
+    warm-start scale) learn at ``head_lr``, the encoder's trainable layers at ``lr``. Schedule, logging and
+    evaluation are ``train``'s.
     """
     from .cross_encoder import group_pairs
 
@@ -383,12 +337,7 @@ def train_cross_encoder(
         chosen = [groups[i] for i in next(batches)]
         queries, docs, width = group_pairs(chosen)
         logits = model(model.tokenize(queries, docs)).view(len(chosen), width)  # (G, 1 + negatives)
-        if loss == "listwise":
-            return listwise_loss(logits)
-        labels = torch.zeros_like(logits)  # (G, 1 + negatives): 1 for the positive in column 0
-        labels[:, 0] = 1.0
-        weight = None if pos_weight is None else torch.tensor(float(pos_weight), device=logits.device)
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
+        return listwise_loss(logits) if loss == "listwise" else group_bce_loss(logits, pos_weight)
 
     head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
