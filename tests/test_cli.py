@@ -116,7 +116,7 @@ def test_mistakes_are_one_line_errors(capsys, tmp_path, messy):
     status, _, err = run(capsys, "evaluate", "--data", messy, "--systems", "bm25")
     assert status == 1 and "queries.jsonl:2: not valid JSON" in err
     status, _, err = run(capsys, "search", "--data", TOY_PATH, "--system", "bm25", "  ")
-    assert status == 1 and "query is empty" in err
+    assert status == 2 and "query is empty" in err
     status, _, err = run(capsys, "evaluate", "--data", TOY_PATH, "--metrics", "ndcg@x")
     assert status == 1 and "ndcg@x" in err
     status, _, err = run(capsys, "bench", "nope")

@@ -242,3 +242,24 @@ def test_cacm_comes_from_its_smart_tarball_converted_as_the_course_copy(tmp_path
     monkeypatch.setitem(data.SOURCE_CHECKSUMS, "cacm", {**sums, "cacm.all": "00000000"})
     with pytest.raises(DatasetFormatError, match="checksum mismatch for cacm/cacm.all"):
         download_beir("cacm", tmp_path / "again", url=archive.as_uri())
+
+
+def test_a_byte_order_mark_repeated_judgments_and_texts_that_are_not_strings(tmp_path):
+    folder = copy_toy(tmp_path)
+    for file in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        (folder / file).write_bytes(b"\xef\xbb\xbf" + (folder / file).read_bytes())  # as some editors save UTF-8
+    with open(folder / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\td01\t2\n")  # a judgment given twice, with the same grade: kept once
+    with pytest.warns(UserWarning, match=r"test\.tsv: 1 repeated judgment line\(s\) .* \(first: line 12\)"):
+        ds = load_beir("toy", path=folder)
+    assert ds.qrels == load_beir("toy", path=TOY_PATH).qrels
+    with open(folder / "qrels" / "test.tsv", "a") as f:
+        f.write("q1\td01\t0\n")  # with another grade: neither is chosen silently
+    with pytest.raises(DatasetFormatError, match=r"test\.tsv:13: judgment of 'q1' and 'd01' appears again \(first "
+                                                 r"on line 2\) with other content: keep one grade for each pair\."):
+        load_beir("toy", path=folder)
+    folder = copy_toy(tmp_path / "b")
+    with open(folder / "queries.jsonl", "a") as f:
+        f.write('{"_id": "q9", "text": 123}\n')
+    with pytest.raises(DatasetFormatError, match=r"queries\.jsonl:9: field 'text' must be a string, got 123"):
+        load_beir("toy", path=folder)

@@ -8,7 +8,9 @@ the same model, data and settings. So each result is stored under a key made fro
 
 Files live in ``XLAB_CACHE`` if set, else in the user's cache folder (``platformdirs``). A result is written
 to a temporary file first and then renamed into place, so a crash never leaves a half-written entry that a
-later run would read. Arrays are stored as ``.npy``, everything else as JSON (never pickle).
+later run would read. Arrays are stored as ``.npy``, everything else as JSON (never pickle). An entry that cannot
+be read back whole (cut short by a full disk or a copy, say) is never served: a warning names its file, and it is
+computed again and rewritten.
 
 >>> import tempfile, numpy as np
 >>> with tempfile.TemporaryDirectory() as tmp:
@@ -24,11 +26,14 @@ later run would read. Arrays are stored as ``.npy``, everything else as JSON (ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import threading
+import warnings
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -82,6 +87,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
+CORRUPT = (ValueError, EOFError, KeyError, zipfile.BadZipFile)  # what numpy and json raise on a cut-short file
+
+
+@contextlib.contextmanager
+def _unless_corrupt(path: Path):
+    """Run the block that reads the entry ``path``; if the file is corrupt, warn (naming it) and delete it, so the
+    caller goes on to compute the value again."""
+    try:
+        yield
+    except CORRUPT as err:
+        warnings.warn(f"cache entry {path} is corrupt ({err}): deleted, computing it again.", stacklevel=4)
+        path.unlink(missing_ok=True)
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:  # a file object, so numpy does not append ".npy" to the temporary name
         np.save(f, array, allow_pickle=False)
@@ -103,9 +122,11 @@ def load_or_compute(
     key = cache_key(parts)
     npy, js = folder / f"{key}.npy", folder / f"{key}.json"
     if npy.exists():
-        return np.load(npy, allow_pickle=False)
+        with _unless_corrupt(npy):
+            return np.load(npy, allow_pickle=False)
     if js.exists():
-        return json.loads(js.read_text())["value"]
+        with _unless_corrupt(js):
+            return json.loads(js.read_text())["value"]
     value = compute()
     if isinstance(value, np.ndarray):
         _write_array(folder, key, parts, value)
@@ -218,10 +239,10 @@ def _digest(key: str) -> str:
 
 
 def _read_rows(path: Path) -> dict[str, float]:
-    if not path.exists():
-        return {}
-    with np.load(path, allow_pickle=False) as npz:
-        return dict(zip(npz["keys"].tolist(), npz["values"].tolist()))
+    if path.exists():
+        with _unless_corrupt(path), np.load(path, allow_pickle=False) as npz:
+            return dict(zip(npz["keys"].tolist(), npz["values"].tolist()))
+    return {}
 
 
 def _write_rows(path: Path, stored: dict[str, float], parts: dict[str, Any]) -> None:

@@ -9,8 +9,10 @@
 A system is a first stage, optionally ``+`` a reranker, optionally ``@a`` to fuse the two stages' scores
 (``pipeline.fuse``): ``bm25``, ``zero-shot``, ``bi``, ``distilled``, ``poly``, ``colbert``, ``hybrid`` (BM25 and
 ``bi`` fused at equal weight, ``hybrid.Hybrid``); rerankers ``ce`` and ``small-ce``; e.g. ``hybrid+ce@0.2``.
-Course checkpoints are checked against the current code before use.
-Errors print one line, what went wrong and how to fix it, and exit with status 1 (2 for a usage error).
+Course checkpoints are checked against the current code before use, a saved index against the corpus and model
+it was built from. Every argument and the dataset are checked before the first slow step, and ``evaluate`` prints
+each system's row as soon as it is measured. Errors print one line, what went wrong and how to fix it, and exit
+with status 1 (2 for a usage error, 130 when interrupted); ``xencoder-lab --debug COMMAND`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ import json
 import runpy
 import statistics
 import sys
+import warnings
 from pathlib import Path
 
 from . import course_models, metrics
-from .bi_encoder import BiEncoder
+from .bi_encoder import BiEncoder, corpus_cache_parts
 from .data import Dataset, DatasetFormatError, DatasetNotFoundError, load_beir
 from .hybrid import Hybrid
-from .models import ModelNotFoundError, model_fingerprint
+from .models import ModelNotFoundError
 from .pipeline import Pipeline
-from .retrieval import DenseRetriever, DenseSearcher
+from .retrieval import DenseRetriever, DenseSearcher, make_index
 
 FIRST_STAGES = {"bm25": None, "zero-shot": None, "bi": "bi-encoder", "distilled": "distilled-bi-encoder",
                 "poly": "poly-encoder", "colbert": "colbert", "hybrid": "bi-encoder"}
@@ -47,17 +50,51 @@ def parse_system(spec: str) -> tuple[str, str | None, float | None]:
     >>> parse_system("bi+small-ce"), parse_system("colbert")
     (('bi', 'small-ce', None), ('colbert', None, None))
     """
-    first, _, rest = spec.strip().partition("+")
-    reranker, _, weight = rest.partition("@")
+    first, plus, rest = spec.strip().partition("+")
+    reranker, at, weight = rest.partition("@")
     if first not in FIRST_STAGES:
         raise UsageError(f"unknown first stage {first!r} in {spec!r}: use one of {', '.join(FIRST_STAGES)}.")
-    if rest and reranker not in RERANKERS:
+    if plus and reranker not in RERANKERS:
         raise UsageError(f"unknown reranker {reranker!r} in {spec!r}: use one of {', '.join(RERANKERS)}.")
     try:
-        fusion = float(weight) if weight else None
+        fusion = float(weight) if at else None
+        if fusion is not None and not 0 <= fusion <= 1:
+            raise ValueError
     except ValueError:
         raise UsageError(f"{spec!r}: the fusion weight after @ must be a number in [0, 1], e.g. bm25+ce@0.5.") from None
     return first, reranker or None, fusion
+
+
+def system_names(text: str) -> list[str]:
+    """The systems of ``--systems``, each checked (``parse_system``), none twice, at least one.
+
+    >>> system_names("bm25, bi+ce@0.5")
+    ['bm25', 'bi+ce@0.5']
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"--systems {text!r} names no system: e.g. --systems bm25,bi,bi+ce.")
+    for name in names:
+        parse_system(name)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--systems lists {', '.join(repeated)} more than once: name each system once.")
+    return names
+
+
+def at_least(low: int):
+    """An argparse type: a whole number >= ``low``, else a usage error saying so."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}: give a whole number >= {low}")
+        return value
+
+    return whole_number
 
 
 def load_dataset(data: str, split: str) -> Dataset:
@@ -69,6 +106,21 @@ def load_dataset(data: str, split: str) -> Dataset:
         raise DatasetNotFoundError(f"no folder {data}: give a BEIR-format folder (corpus.jsonl, queries.jsonl, "
                                    "qrels/) or a dataset name such as scifact.")
     return load_beir(data, split)
+
+
+def check_queries(ds: Dataset) -> None:
+    """Refuse a dataset whose judged queries include an empty one, naming it (before anything is encoded)."""
+    empty = [qid for qid, text in ds.queries.items() if not text.strip()]
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise DatasetFormatError(f"{ds.path / 'queries.jsonl'}: query {empty[0]!r}{more} is empty: give it a text, or "
+                                 f"remove its judgments from qrels/{ds.split}.tsv.")
+
+
+def index_source(model, ds: Dataset) -> dict:
+    """What a saved index is built from: the model's weight fingerprint, its settings (max_length, pooling...) and a
+    digest of the corpus's ids and texts in order (``bi_encoder.corpus_cache_parts``, less the dataset's name)."""
+    return {key: value for key, value in corpus_cache_parts(model, ds).items() if key != "dataset"}
 
 
 class Systems:
@@ -96,49 +148,49 @@ class Systems:
 
 
 def evaluate(args) -> None:
-    ds = load_dataset(args.data, args.split)
-    systems, names = Systems(), [s.strip() for s in args.systems.split(",") if s.strip()]
-    for name in names:
-        parse_system(name)  # every name checked before the first slow step
-    metric_names = [m.strip() for m in args.metrics.split(",")]
+    names = system_names(args.systems)  # every argument and the dataset checked before the first slow step
+    metric_names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if not metric_names:
+        raise UsageError(f"--metrics {args.metrics!r} names no metric: e.g. --metrics ndcg@10,recall@100.")
     metrics.evaluate({}, {"q": {"d": 1}}, metric_names)  # an unknown metric fails now, not after an hour
+    ds = load_dataset(args.data, args.split)
+    check_queries(ds)
     depth = min(100, len(ds.corpus))
-    print(f"{ds.name} {ds.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents; first stage top {depth}, "
-          f"reranked top {min(args.k1, depth)}")
-    rows = {}
-    for name in names:
+    k1 = min(args.k1, depth)
+    k2 = min(10, k1)  # the results a timed search returns
+    reranks = f"; a reranker reads its top {k1}" if any(parse_system(name)[1] for name in names) else ""
+    print(f"{ds.name} {ds.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents; first stage top {depth}"
+          + reranks)
+    timed = list(ds.queries.values())[: args.latency_queries]
+    if timed:
+        print(f"ms/query: median over the first {len(timed)} queries, each searched alone for its top {k2} "
+              "(both stages)")
+    columns = metric_names + (["ms/query"] if timed else [])
+    print(f"{'system':24}" + "".join(f"{c:>12}" for c in columns), flush=True)
+    systems = Systems()
+    for name in names:  # each row printed once measured: a later failure loses none
         pipeline = systems.pipeline(ds, name)
-        run = pipeline.run(k1=min(args.k1, depth), k=depth)
-        rows[name] = metrics.evaluate(run, ds.qrels, metric_names)
-        if args.latency_queries:
-            timed = list(ds.queries.values())[: args.latency_queries]
-            seconds = pipeline.stage_seconds(timed, k1=min(args.k1, depth), k2=min(10, depth))
-            rows[name]["ms/query"] = 1000 * statistics.median(sum(s) for s in zip(*seconds.values()))
-    columns = metric_names + (["ms/query"] if args.latency_queries else [])
-    print(f"{'system':24}" + "".join(f"{c:>12}" for c in columns))
-    for name, values in rows.items():
+        values = metrics.evaluate(pipeline.run(k1=k1, k=depth), ds.qrels, metric_names)
+        if timed:
+            seconds = pipeline.stage_seconds(timed, k1=k1, k2=k2)
+            values["ms/query"] = 1000 * statistics.median(sum(s) for s in zip(*seconds.values()))
         print(f"{name:24}" + "".join(f"{values[c]:12.1f}" if c == "ms/query" else f"{values[c]:12.3f}"
-                                     for c in columns))
-    if args.latency_queries:
-        print(f"ms/query: median over the first {min(args.latency_queries, len(ds.queries))} queries, "
-              "each searched alone (both stages)")
+                                     for c in columns), flush=True)
 
 
 def search(args) -> None:
+    if not args.query.strip():
+        raise UsageError("the query is empty: give a query with at least one word.")
+    if args.k > args.k1:
+        raise UsageError(f"--k {args.k} is more than --k1 {args.k1}: a system shows at most the top k1 its first stage "
+                         "finds; raise --k1 or lower --k.")
+    parse_system(args.system)
     ds = load_dataset(args.data, args.split)
     systems, spec, first_stage = Systems(), args.system, None
     if args.index:  # the saved index is the first stage; --system may add a reranker to it
-        meta_file = Path(args.index) / "index.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{args.index} holds no index.json: give a folder `xencoder-lab index` wrote.")
-        meta = json.loads(meta_file.read_text())
-        model = systems.model(FIRST_STAGES[meta["system"]] or meta["system"])
-        if meta["model"] != model_fingerprint(model.doc_tower):
-            raise ValueError(f"{args.index} was built by another {meta['system']} model than the one installed now: "
-                             f"build it again with `xencoder-lab index --system {meta['system']} --overwrite`.")
+        system, first_stage = open_index(args, ds, systems)
         rest = args.system.partition("+")[2]
-        spec = meta["system"] + (f"+{rest}" if rest else "")
-        first_stage = DenseSearcher(model, ds, store=DenseRetriever.load(args.index))
+        spec = system + (f"+{rest}" if rest else "")
     result = systems.pipeline(ds, spec, first_stage).search(args.query, k1=min(args.k1, len(ds.corpus)),
                                                              k2=min(args.k, len(ds.corpus)))
     timing = ", ".join(f"{stage} {1000 * s:.0f} ms" for stage, s in result.seconds.items())
@@ -149,12 +201,35 @@ def search(args) -> None:
         print(f"{rank:3}  {score:9.3f}  {doc_id:>12}  {text[:80]}")
 
 
+def open_index(args, ds: Dataset, systems: Systems) -> tuple[str, DenseSearcher]:
+    """The first stage ``index`` saved in ``args.index`` and its system, after checking it was built from this
+    corpus, by this model, with these settings (``index_source``); else an error saying how to rebuild it."""
+    meta_file = Path(args.index) / "index.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(f"{args.index} holds no index.json: give a folder `xencoder-lab index` wrote.")
+    meta = json.loads(meta_file.read_text())
+    model = systems.model(FIRST_STAGES[meta["system"]] or meta["system"])
+    built, now = meta.get("built_from"), index_source(model, ds)
+    if built != now:
+        what = {"docs": f"the documents of {args.data} (ids or texts)",
+                "model": f"the {meta['system']} model's weights"}
+        changed = [what.get(key, f"the model's {key}") for key in sorted({**(built or {}), **now})
+                   if (built or {}).get(key) != now.get(key)]
+        why = (f"{', '.join(changed)} changed since it was built" if built else
+               "it does not record what it was built from (an older xencoder-lab wrote it)")
+        raise ValueError(f"{args.index} cannot serve this search: {why}; rebuild it with `xencoder-lab index --data "
+                         f"{args.data} --system {meta['system']} --index {meta.get('index', 'Flat')} "
+                         f"--out {args.index} --overwrite`.")
+    return meta["system"], DenseSearcher(model, ds, store=DenseRetriever.load(args.index))
+
+
 def index(args) -> None:
     if args.system not in DENSE:
         raise UsageError(f"index holds one vector per document: use --system {' or '.join(DENSE)} "
                          f"({args.system} builds its own in memory).")
     ds = load_dataset(args.data, args.split)
     model = Systems().model(FIRST_STAGES[args.system] or args.system)
+    make_index(args.index, model.dim)  # a key FAISS cannot build fails now, before the corpus is encoded
     searcher = DenseSearcher(model, ds, index=args.index)
     try:
         out = searcher.index.save(args.out, overwrite=args.overwrite)
@@ -162,7 +237,7 @@ def index(args) -> None:
         raise FileExistsError(f"{args.out} holds a different saved index: pass --overwrite to replace it, or "
                               "choose another --out.") from None
     meta = {"system": args.system, "data": args.data, "documents": len(ds.corpus), "index": args.index,
-            "model": model_fingerprint(model.doc_tower)}
+            "built_from": index_source(model, ds)}
     (out / "index.json").write_text(json.dumps(meta, indent=1))
     print(f"wrote {out}: {args.index} index of {len(ds.corpus)} documents, "
           f"{searcher.index.bytes_per_vector():.0f} bytes a vector")
@@ -186,7 +261,8 @@ def bench(args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="xencoder-lab", description=__doc__.split("\n\n")[0])
+    top = argparse.ArgumentParser(prog="xencoder-lab", description=__doc__.split("\n\n")[0].replace("``", ""))
+    top.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     commands = top.add_subparsers(dest="command", required=True)
 
     def with_data(command):
@@ -197,16 +273,16 @@ def parser() -> argparse.ArgumentParser:
     ev = with_data(commands.add_parser("evaluate", help="compare systems on a dataset: quality and latency"))
     ev.add_argument("--systems", default="bm25,zero-shot,bi", help="comma-separated, e.g. bm25,bi,bi+ce,bm25+ce@0.5")
     ev.add_argument("--metrics", default="ndcg@10,mrr@10,recall@100", help="comma-separated metric@k")
-    ev.add_argument("--k1", type=int, default=100, help="candidates a reranker reads (default: 100)")
-    ev.add_argument("--latency-queries", type=int, default=10, help="queries timed one at a time (0: none)")
+    ev.add_argument("--k1", type=at_least(1), default=100, help="candidates a reranker reads (default: 100)")
+    ev.add_argument("--latency-queries", type=at_least(0), default=10, help="queries timed one at a time (0: none)")
     ev.set_defaults(run=evaluate)
 
     se = with_data(commands.add_parser("search", help="one query through a system, with stage timings"))
     se.add_argument("query")
     se.add_argument("--system", default="bi+ce", help="as in evaluate (default: bi+ce)")
     se.add_argument("--index", help="a folder written by `xencoder-lab index` to use as the first stage")
-    se.add_argument("--k1", type=int, default=100)
-    se.add_argument("--k", type=int, default=10, help="results shown")
+    se.add_argument("--k1", type=at_least(1), default=100, help="candidates the first stage finds (default: 100)")
+    se.add_argument("--k", type=at_least(1), default=10, help="results shown (default: 10)")
     se.set_defaults(run=search)
 
     ix = with_data(commands.add_parser("index", help="build and save a dense first stage's index"))
@@ -229,20 +305,50 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line ``argv``; return the exit status (0, 1 for an error, 2 for a usage error)."""
+    """Run the command line ``argv``; return the exit status (0, 1 for an error, 2 for a usage error, 130 when
+    interrupted). Warnings print as one line each."""
     command = parser()
-    args = command.parse_args(argv)
     try:
-        args.run(args)
-    except UsageError as err:
-        command.print_usage(sys.stderr)
-        print(f"xencoder-lab: error: {err}", file=sys.stderr)
-        return 2
-    except (DatasetNotFoundError, DatasetFormatError, ModelNotFoundError, course_models.StaleCheckpointError,
-            FileExistsError, FileNotFoundError, ValueError, LookupError, ImportError) as err:
-        print(f"xencoder-lab: error: {err}", file=sys.stderr)
-        return 1
+        args = command.parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error argparse has printed
+        return done.code
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            args.run(args)
+        except UsageError as err:
+            command.print_usage(sys.stderr)
+            print(f"xencoder-lab: error: {err}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            if args.debug:
+                raise
+            print("xencoder-lab: interrupted", file=sys.stderr)
+            return 130
+        except Exception as err:
+            if args.debug:
+                raise
+            print(f"xencoder-lab: error: {error_line(err)}", file=sys.stderr)
+            return 1
     return 0
+
+
+def error_line(err: Exception) -> str:
+    """An error as one line: its message when written for a user, else also its type and how to see the traceback.
+
+    >>> error_line(ValueError("k must be\\n  positive.")), error_line(KeyError("d04"))
+    ('k must be positive.', "KeyError: 'd04' (run `xencoder-lab --debug ...` to see the traceback)")
+    """
+    text = " ".join(str(err).split())
+    written = (ValueError, OSError, ImportError, ModelNotFoundError, course_models.StaleCheckpointError)
+    if text and isinstance(err, written):
+        return text
+    return f"{type(err).__name__}: {text} (run `xencoder-lab --debug ...` to see the traceback)"
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the command: one line, without the source line Python shows by default."""
+    print(f"xencoder-lab: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

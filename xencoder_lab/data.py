@@ -6,6 +6,11 @@ A BEIR dataset is a folder with three parts:
 - ``queries.jsonl``: one query a line, ``{"_id": ..., "text": ...}``
 - ``qrels/<split>.tsv``: relevance judgments, ``query-id <TAB> corpus-id <TAB> score`` with a header line
 
+Each file is UTF-8 (a byte-order mark is allowed); a malformed line is an error naming the file and the line. Ids
+are read as strings; titles and texts must be strings (or null, for none, in the corpus). A line repeated exactly
+(a document, a query or a judgment) is kept once, with a warning; the same id or (query, document) pair given other
+content (another text, another grade) is an error naming both lines, never a silent choice of one of them.
+
 ``load_beir`` finds the folder in this order: an explicit ``path``; ``$XLAB_DATA/<name>``; the user cache
 (``$XLAB_CACHE/datasets/<name>``); and only then downloads the public BEIR zip (progress bar, checksum).
 
@@ -256,12 +261,12 @@ def _check_sources(folder: Path, name: str, url: str) -> None:
 
 
 def _lines(path: Path):
-    """(line number, text) of each line of ``path``, decoded as UTF-8; bytes that are not UTF-8 raise an error
-    naming the file, the line and the column."""
+    """(line number, text) of each line of ``path``, decoded as UTF-8 (a byte-order mark at the start is dropped);
+    bytes that are not UTF-8 raise an error naming the file, the line and the column."""
     with open(path, "rb") as f:
         for lineno, raw in enumerate(f, start=1):
             try:
-                yield lineno, raw.decode("utf-8")
+                yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as err:
                 raise DatasetFormatError(
                     f"{path}:{lineno}: byte 0x{raw[err.start]:02x} at column {err.start + 1} is not UTF-8; "
@@ -269,7 +274,9 @@ def _lines(path: Path):
                 ) from None
 
 
-def _read_jsonl(path: Path, required: tuple[str, ...]):
+def _read_jsonl(path: Path, required: tuple[str, ...], nullable: bool = False):
+    """(line number, object) of each line of a JSON-lines file; ``title`` and ``text`` must be strings (or null
+    where ``nullable``)."""
     if not path.is_file():
         raise DatasetNotFoundError(f"missing file {path}.")
     for lineno, line in _lines(path):
@@ -277,41 +284,52 @@ def _read_jsonl(path: Path, required: tuple[str, ...]):
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DatasetFormatError(f"{path}:{lineno}: not valid JSON ({err.msg}).") from err
+        except json.JSONDecodeError as err:  # err.msg may end in "at" ("Invalid control character at"): the place
+            raise DatasetFormatError(
+                f"{path}:{lineno}: not valid JSON: {err.msg.removesuffix(' at')} at column {err.colno}; each line "
+                'must be one JSON object, e.g. {"_id": "d1", "title": "", "text": "..."}.'
+            ) from None
         missing = [key for key in required if not isinstance(row, dict) or key not in row]
         if missing:
             raise DatasetFormatError(
                 f"{path}:{lineno}: missing field(s) {', '.join(missing)}; each line must be a JSON "
                 f"object with {', '.join(required)}."
             )
+        for key in ("title", "text"):
+            if not isinstance(row.get(key, ""), str) and not (nullable and row[key] is None):
+                raise DatasetFormatError(
+                    f"{path}:{lineno}: field {key!r} must be a string, got {json.dumps(row[key])[:40]}: put it in "
+                    "quotes" + (" (or null for none)." if nullable else ".")
+                )
         yield lineno, row
 
 
-def _unique(path: Path, rows, what: str) -> dict:
-    """``{id: value}`` from ``(line, id, value)``; an id repeated with the same value is kept once (with a
-    warning that counts them), an id repeated with another value is an error naming both lines."""
-    out, first_line, repeats = {}, {}, 0
+def _unique(path: Path, rows, what: str, fix: str = "give each a distinct id") -> dict:
+    """``{key: value}`` from ``(line, key, value)``, a key being an id or a (query id, document id) pair; a key
+    repeated with the same value is kept once (with a warning that counts them and names the first repeat), a key
+    repeated with another value is an error naming both lines."""
+    out, first_line, repeats = {}, {}, []
     for lineno, key, value in rows:
         if key in out:
             if out[key] != value:
+                shown = f"id {key!r}" if isinstance(key, str) else "of " + " and ".join(map(repr, key))
                 raise DatasetFormatError(
-                    f"{path}:{lineno}: {what} id {key!r} appears again (first on line {first_line[key]}) with "
-                    "other content: give each a distinct id."
+                    f"{path}:{lineno}: {what} {shown} appears again (first on line {first_line[key]}) with "
+                    f"other content: {fix}."
                 )
-            repeats += 1
+            repeats.append(lineno)
             continue
         out[key], first_line[key] = value, lineno
     if repeats:
-        warnings.warn(f"{path}: {repeats} repeated {what} line(s) with identical content, each kept once.",
-                      stacklevel=3)
+        warnings.warn(f"{path}: {len(repeats)} repeated {what} line(s) with identical content (first: line "
+                      f"{repeats[0]}), each kept once.", stacklevel=3)
     return out
 
 
 def _read_corpus(path: Path) -> dict[str, dict[str, str]]:
     corpus = _unique(path, (
         (lineno, str(row["_id"]), {"title": row.get("title") or "", "text": row["text"] or ""})
-        for lineno, row in _read_jsonl(path, ("_id", "text"))
+        for lineno, row in _read_jsonl(path, ("_id", "text"), nullable=True)
     ), "document")
     if not corpus:
         raise DatasetFormatError(f"{path}: the corpus is empty; it needs at least one document.")
@@ -326,26 +344,31 @@ def _read_qrels(path: Path, corpus: dict, queries: dict) -> dict[str, dict[str, 
     if not path.is_file():
         splits = sorted(p.stem for p in path.parent.glob("*.tsv"))
         raise DatasetNotFoundError(f"missing file {path}; splits available here: {splits or 'none'}.")
-    qrels: dict[str, dict[str, int]] = {}
     unknown = []  # (line, what): judgments of a query or document the dataset does not have
-    for lineno, line in _lines(path):
-        fields = line.rstrip("\r\n").split("\t")
-        if lineno == 1 and fields[0] == "query-id":
-            continue
-        if not line.strip():
-            continue
-        if len(fields) != 3:
-            raise DatasetFormatError(
-                f"{path}:{lineno}: expected 3 tab-separated fields (query-id, corpus-id, score), got {len(fields)}."
-            )
-        qid, doc_id, score = fields
-        try:
-            grade = int(score)
-        except ValueError:
-            raise DatasetFormatError(f"{path}:{lineno}: score {score!r} is not an integer.") from None
-        if qid not in queries or doc_id not in corpus:
-            unknown.append((lineno, f"query {qid!r}" if qid not in queries else f"document {doc_id!r}"))
-            continue
+
+    def judgments():
+        for lineno, line in _lines(path):
+            fields = line.rstrip("\r\n").split("\t")
+            if lineno == 1 and fields[0] == "query-id":
+                continue
+            if not line.strip():
+                continue
+            if len(fields) != 3:
+                raise DatasetFormatError(
+                    f"{path}:{lineno}: expected 3 tab-separated fields (query-id, corpus-id, score), got {len(fields)}."
+                )
+            qid, doc_id, score = fields
+            try:
+                grade = int(score)
+            except ValueError:
+                raise DatasetFormatError(f"{path}:{lineno}: score {score!r} is not an integer.") from None
+            if qid not in queries or doc_id not in corpus:
+                unknown.append((lineno, f"query {qid!r}" if qid not in queries else f"document {doc_id!r}"))
+                continue
+            yield lineno, (qid, doc_id), grade
+
+    qrels: dict[str, dict[str, int]] = {}
+    for (qid, doc_id), grade in _unique(path, judgments(), "judgment", "keep one grade for each pair").items():
         qrels.setdefault(qid, {})[doc_id] = grade
     if unknown:
         warnings.warn(

@@ -74,10 +74,7 @@ class DenseRetriever:
         if len(self.ids) != len(d_emb):
             raise ValueError(f"got {len(d_emb)} embeddings but {len(self.ids)} ids; give one id per row.")
         self.kind = index
-        if index == "Flat":
-            self.index = faiss.IndexFlatIP(d_emb.shape[1])
-        else:
-            self.index = faiss.index_factory(d_emb.shape[1], index, faiss.METRIC_INNER_PRODUCT)
+        self.index = make_index(index, d_emb.shape[1])
         for part in _parts(self.index):  # the factory sets PQ to learn polysemous codes (for Hamming-filtered
             if hasattr(part, "do_polysemous_training"):  # search, unused here): 20x slower training for nothing
                 part.do_polysemous_training = False
@@ -183,6 +180,27 @@ class DenseRetriever:
         retriever.index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         retriever.ids, retriever.kind = meta["ids"], meta.get("index", "Flat")
         return retriever
+
+
+def make_index(key: str, dim: int):
+    """An empty inner-product FAISS index for ``dim``-d vectors from its ``index_factory`` key; a key FAISS cannot
+    build is a ``ValueError`` saying why, with examples of keys.
+
+    >>> make_index("HNSW32", 8).d
+    8
+    >>> make_index("Bogus42", 8)
+    Traceback (most recent call last):
+    ...
+    ValueError: 'Bogus42' is not a FAISS index_factory key for 8-d vectors (could not parse index string Bogus42): ...
+    """
+    if key == "Flat":
+        return faiss.IndexFlatIP(dim)
+    try:
+        return faiss.index_factory(dim, key, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:  # FAISS's message: "Error in <C++ function> at <file>:<line>: <reason>"
+        reason = str(err).split(": ", 1)[-1].replace("Error: ", "")
+        raise ValueError(f"{key!r} is not a FAISS index_factory key for {dim}-d vectors ({reason}): use e.g. 'Flat', "
+                         "'HNSW32', 'IVF256,Flat' or 'IVF256,PQ48' (PQm: m must divide the dimension).") from None
 
 
 def _parts(index) -> list:
