@@ -122,6 +122,5 @@ def test_empty_documents_are_embedded_as_sentence_transformers_does(model, toy):
     np.testing.assert_allclose(model.encode_documents(["", "a title only."]), reference, atol=1e-5)
     corpus = {**toy.corpus, "blank": {"title": "", "text": ""}, "title-only": {"title": "Aspirin", "text": ""}}
     ds = Dataset("toy-with-blanks", "test", corpus, toy.queries, toy.qrels)
-    with pytest.warns(UserWarning, match="1 of 18 documents of toy-with-blanks are empty \\(e.g. blank\\)"):
-        d_emb = encode_corpus(model, ds)
+    d_emb = encode_corpus(model, ds)  # embedded; the rankings put it last and warn (test_empty_documents)
     assert d_emb.shape == (18, 384) and np.isfinite(d_emb).all()

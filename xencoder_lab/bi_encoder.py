@@ -23,7 +23,6 @@ import copy
 import hashlib
 import json
 import os
-import warnings
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -221,17 +220,11 @@ def encode_corpus(
 
     The key (``corpus_cache_parts``) holds the document tower's weights and the corpus itself, so a fine-tuned
     model or a changed corpus never gets stale embeddings. Empty documents (no title, no text) are embedded too,
-    as sentence-transformers would, with a warning that counts them.
+    as sentence-transformers would (from [CLS] and [SEP] alone); the rankings built over them put them last and
+    warn (``retrieval.search_empty_last``, ``data.empty_documents``).
     """
     ids = list(ds.corpus)
     texts = [document_text(ds.corpus[doc_id]) for doc_id in ids]
-    empty = [doc_id for doc_id, text in zip(ids, texts) if not text.strip()]
-    if empty:
-        warnings.warn(
-            f"{len(empty)} of {len(ids)} documents of {ds.name} are empty (e.g. {', '.join(empty[:3])}): they are "
-            "embedded from [CLS] and [SEP] alone and rank low for every query.",
-            stacklevel=2,
-        )
 
     def compute() -> np.ndarray:
         return model.encode_documents(texts, batch_size, show_progress)

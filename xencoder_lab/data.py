@@ -103,6 +103,29 @@ def document_text(doc: dict[str, str]) -> str:
     return " ".join(part for part in (title, text) if part)
 
 
+def empty_documents(ds: Dataset) -> set[str]:
+    """Ids of the documents with neither a title nor a text (``document_text`` is ``""``: whitespace counts as
+    nothing), with a warning that counts them when there are any. A title alone is not empty.
+
+    Every ranking the course builds (``retrieval.search_empty_last``, which ``pipeline.Pipeline`` and
+    ``retrieval.run_queries`` go through) puts them after every non-empty document: a model reads an empty
+    document as [CLS] [SEP] alone, and a cross-encoder can score that above a real abstract.
+
+    >>> corpus = {"a": {"title": "Aspirin", "text": ""}, "b": {"title": " ", "text": "\\n"}}
+    >>> empty_documents(Dataset("mini", "test", corpus, {}, {}))  # warns: 1 of 2 documents of mini are empty
+    {'b'}
+    """
+    empty = [doc_id for doc_id, doc in ds.corpus.items() if not document_text(doc)]
+    if len(empty) == len(ds.corpus):
+        raise ValueError(f"all {len(empty)} documents of {ds.name} are empty (no title, no text): there is nothing "
+                         "to rank; check the corpus file's title and text fields.")
+    if empty:
+        warnings.warn(f"{len(empty)} of {len(ds.corpus)} documents of {ds.name} are empty (e.g. "
+                      f"{', '.join(empty[:3])}): no title, no text. Every ranking puts them after every non-empty "
+                      "document.", stacklevel=3)
+    return set(empty)
+
+
 def load_beir(
     name: str = "scifact",
     split: str = "test",

@@ -10,6 +10,11 @@ encoding (or a BM25 scoring), one search and ``k1`` cross-encoder pairs. ``searc
 With ``fusion=a`` the final order is not the cross-encoder's alone but an interpolation of both stages' scores
 (``fuse``): a reranker trained on one collection keeps what the first stage knows about another.
 
+An empty document (no title, no text: ``data.empty_documents``, counted in a warning when the pipeline is made)
+ranks after every non-empty one, whatever the system: the first stage's lists put it last
+(``retrieval.search_empty_last``) and the reranker never reads it (its final score is -inf). A model reads it as
+[CLS] [SEP] alone, which a cross-encoder can score above a real abstract.
+
 With a ``score_cache`` (``cache.ScoreCache``, notebook 06) ``search`` looks each (query, document) pair up in
 memory first and sends only the pairs it has not kept to the cross-encoder: a repeated query costs its first
 stage alone. The scores are those the reranker gives without the cache, to float32 noise (about 1e-5: a pair
@@ -34,14 +39,15 @@ from .bi_encoder import BiEncoder
 from .bm25 import BM25
 from .cache import ScoreCache
 from .cross_encoder import CrossEncoder, pair_key, rerank, score_candidates
-from .data import Dataset, document_text
-from .retrieval import searcher_for
+from .data import Dataset, document_text, empty_documents
+from .retrieval import search_empty_last, searcher_for
 
 
 @dataclass
 class Result:
     """The top ``k2`` ids and scores (cross-encoder logits, fused scores with ``fusion``, or first-stage scores
-    without a reranker), the first stage's top ``k1`` ids in its own order, and the seconds each stage took."""
+    without a reranker; -inf for an empty document), the first stage's top ``k1`` ids in its own order (empty
+    documents last), and the seconds each stage took."""
 
     ids: list[str]
     scores: list[float]
@@ -97,6 +103,7 @@ class Pipeline:
             fuse({"d": 0.0}, {"d": 0.0}, fusion)  # checks the weight now rather than at the first query
         self.ds, self.fusion = ds, fusion
         self.texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
+        self.empty = empty_documents(ds)  # ranked last by every stage; the warning once, here
         self.reranker, self.score_cache = reranker, score_cache
         if isinstance(first_stage, BiEncoder) or hasattr(first_stage, "searcher"):
             self.first_stage = searcher_for(first_stage, ds)  # the corpus embedded once, from the cache
@@ -115,14 +122,15 @@ class Pipeline:
         if not 1 <= k2 <= k1:
             raise ValueError(f"k2={k2} must be between 1 and k1={k1}: the reranker only sees the top k1.")
         start = time.perf_counter()
-        ids, scores = self.first_stage.search([query], k=k1)
+        ids, scores = search_empty_last(self.first_stage, [query], k1, self.empty)
         first, first_scores = ids[0], dict(zip(ids[0], scores[0].tolist()))
         middle = time.perf_counter()
         if self.reranker is None:
             top, top_scores = first[:k2], [first_scores[d] for d in first[:k2]]
         else:
-            logits = self._logits(query, [self.texts[d] for d in first])  # (k1,)
-            scores_q = self._final(first_scores, dict(zip(first, logits.tolist())))
+            read = [d for d in first if d not in self.empty]
+            logits = self._logits(query, [self.texts[d] for d in read])  # (len(read),): empty ones not read
+            scores_q = self._final(first_scores, dict(zip(read, logits.tolist())))
             top = rerank({"q": first}, {"q": scores_q}, depth=k1)["q"][:k2]
             top_scores = [scores_q[d] for d in top]
         end = time.perf_counter()
@@ -145,23 +153,28 @@ class Pipeline:
         keys = [pair_key(query, doc) for doc in docs]
         return self.score_cache.get_many(keys, lambda rows: self.reranker.score(query, [docs[i] for i in rows]))
 
-    def _final(self, first: Mapping[str, float], logits: Mapping[str, float]) -> Mapping[str, float]:
-        """One query's final scores: the reranker's logits, or their fusion with the first stage's scores."""
-        return logits if self.fusion is None else fuse(first, logits, self.fusion)
+    def _final(self, first: Mapping[str, float], logits: Mapping[str, float]) -> dict[str, float]:
+        """One query's final scores over its candidates ``first`` (their first-stage scores): the reranker's
+        ``logits``, or their fusion with the first stage's scores, normalised over the documents the reranker
+        read; -inf for the empty documents it did not read."""
+        final = logits if self.fusion is None else fuse({d: first[d] for d in logits}, logits, self.fusion)
+        return {d: final.get(d, -np.inf) for d in first}
 
     def run(self, k1: int = 100, k: int = 100, show_progress=None) -> dict[str, list[str]]:
         """``{query id: ranked ids}`` for every query of ``ds``, for evaluation: the first stage's top ``k``,
-        of which the top ``k1`` are reranked (``k1 <= k``; the rest keep their first-stage order)."""
+        of which the top ``k1`` are reranked (``k1 <= k``; the rest keep their first-stage order); empty
+        documents last."""
         if not 1 <= k1 <= k:
             raise ValueError(f"k1={k1} must be between 1 and k={k}: only the first stage's top k can be reranked.")
         qids = list(self.ds.queries)
-        ids, scores = self.first_stage.search([self.ds.queries[q] for q in qids], k=k)
+        ids, scores = search_empty_last(self.first_stage, [self.ds.queries[q] for q in qids], k, self.empty)
         run = dict(zip(qids, ids))
         if self.reranker is None:
             return run
-        logits = score_candidates(self.reranker, self.ds, [run], depth=k1, show_progress=show_progress)
+        read = {q: [d for d in ranking[:k1] if d not in self.empty] for q, ranking in run.items()}
+        logits = score_candidates(self.reranker, self.ds, [read], depth=k1, show_progress=show_progress)
         final = {
-            q: self._final(dict(zip(ranking[:k1], row[:k1].tolist())), logits[q])
+            q: self._final(dict(zip(ranking[:k1], row[:k1].tolist())), logits.get(q, {}))  # {}: every candidate empty
             for q, ranking, row in zip(qids, ids, scores)
         }
         return rerank(run, final, depth=k1)

@@ -27,12 +27,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import AbstractSet, Sequence
 
 import faiss
 import numpy as np
 
 from .cache import atomic_write
+from .data import empty_documents
 
 # FAISS and torch share one OpenMP runtime here, so faiss.omp_set_num_threads(n) also sets torch's thread
 # count. Exact search over a corpus of this size is fast on one thread, and a busy OpenMP pool slowed the next
@@ -327,11 +328,39 @@ class DenseSearcher:
         return self.index.search(q_emb, k=k)
 
 
+def search_empty_last(searcher, queries, k: int, empty: AbstractSet[str]) -> tuple[list[list[str]], np.ndarray]:
+    """``searcher.search(queries, k)`` with the documents ``empty`` (``data.empty_documents``) placed after every
+    non-empty one, their scores set to -inf, the searcher's order kept otherwise. Where every ranking of a
+    first stage is built (``run_queries``, ``pipeline.Pipeline``), whatever the model thinks of [CLS] [SEP].
+
+    The searcher is asked for ``k + len(empty)`` documents (at most the corpus), so a list still holds the top
+    ``k`` non-empty documents when there are that many: an empty document only fills a list the non-empty ones
+    cannot. Without empty documents this is ``searcher.search(queries, k)`` itself.
+
+    >>> retriever = DenseRetriever(np.eye(3, dtype=np.float32), ids=["a", "b", "c"])
+    >>> q = np.array([[0.25, 1.0, 0.5]], dtype=np.float32)                # b is the best match, and empty
+    >>> retriever.search(q, k=2)[0], search_empty_last(retriever, q, k=2, empty={"b"})[0]
+    ([['b', 'c']], [['c', 'a']])
+    >>> ids, scores = search_empty_last(retriever, q, k=3, empty={"b"})  # the whole corpus: b comes last
+    >>> ids, scores.tolist()
+    ([['c', 'a', 'b']], [[0.5, 0.25, -inf]])
+    """
+    if not empty:
+        return searcher.search(queries, k=k)
+    ids, scores = searcher.search(queries, k=max(k, min(k + len(empty), len(searcher))))  # k > N: searcher's error
+    out, out_scores = [], np.full((len(ids), k), -np.inf, dtype=scores.dtype)  # (Q, k)
+    for row, ranking in enumerate(ids):
+        order = sorted(range(len(ranking)), key=lambda j: ranking[j] in empty)[:k]  # stable: non-empty first
+        out.append([ranking[j] for j in order])
+        out_scores[row, : len(order)] = [-np.inf if ranking[j] in empty else scores[row, j] for j in order]
+    return out, out_scores
+
+
 def run_queries(searcher, ds, k: int = 100) -> dict[str, list[str]]:
     """``{query id: top-k document ids}`` for every query of ``ds``, from any first stage with
-    ``search(texts, k)`` (``bm25.BM25``, ``DenseSearcher``)."""
+    ``search(texts, k)`` (``bm25.BM25``, ``DenseSearcher``); empty documents last (``search_empty_last``)."""
     qids = list(ds.queries)
-    ids, _ = searcher.search([ds.queries[q] for q in qids], k=k)
+    ids, _ = search_empty_last(searcher, [ds.queries[q] for q in qids], k, empty_documents(ds))
     return dict(zip(qids, ids))
 
 
