@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PIP) install --quiet -e .[dev,scale]
+	$(PIP) install --quiet -e ".[course,fast,scale,dev]"  # every extra: the notebooks use course, fast and scale
 	@# the browser test's Chromium (tests/test_browser.py), from the system's packages where apt-get is there
 	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 	  { $(SUDO) apt-get install -y -q chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }; } || \

@@ -5,14 +5,18 @@ that environment's Python, from a folder outside the repository; then it compare
 ``toy_scores()`` computed by the editable install. By hand:
 
     python install_smoke.py    # prints {"version": ..., "bm25": [[...]], "bi_encoder": ..., "cross_encoder": ...}
+    python install_smoke.py --core   # also checks a core install (no extras): see core_checks
 
 It stops with an error when the package, the checkpoints or the toy set are not the installed ones.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import json
+import pkgutil
 import subprocess
 import sys
 import sysconfig
@@ -21,6 +25,12 @@ from pathlib import Path
 import xencoder_lab
 from xencoder_lab import checkpoints, course_models, data
 from xencoder_lab.bm25 import BM25
+
+# What only an extra installs (module -> extra), never the core install.
+OPTIONAL = {"jupyterlab": "course", "ipywidgets": "course", "matplotlib": "course", "pytrec_eval": "course",
+            "onnxruntime": "fast", "onnx": "fast", "qdrant_client": "scale", "ray": "scale"}
+# The command line's searches a core install runs: BM25, a dense first stage, and the LoRA poly-encoder (peft).
+CLI_SYSTEMS = ("bm25", "bi", "poly")
 
 # The course checkpoints' loaders, named in one place.
 LOAD_BI_ENCODER = course_models.load_bi_encoder
@@ -49,6 +59,43 @@ def toy_scores() -> dict:
     }
 
 
+def core_checks() -> dict:
+    """A core install (``pip install xencoder-lab``, no extras): none of the extras' packages came with it, every
+    module of the package imports, each optional feature's ImportError names its extra, and the command line
+    searches the toy set with each of ``CLI_SYSTEMS``."""
+    import numpy as np
+
+    present = sorted(m for m in OPTIONAL if importlib.util.find_spec(m) is not None)
+    if present:
+        sys.exit(f"the core install brought {present}, which belong to extras")
+    modules = sorted(m.name for m in pkgutil.iter_modules(xencoder_lab.__path__) if not m.name.startswith("_"))
+    for name in modules:
+        importlib.import_module(f"xencoder_lab.{name}")  # an error here fails the script
+    from xencoder_lab import distributed, runtime, store, widgets
+
+    toy = data.load_beir("toy", path=data.TOY_PATH)
+    features = {
+        "course": lambda: widgets.comparison({}, toy),
+        "fast": lambda: runtime.OnnxForward("model.onnx"),
+        "scale": lambda: store.QdrantStore(np.eye(2, dtype=np.float32), ["a", "b"]),
+        "scale (Ray)": lambda: distributed.encode_corpus_distributed(LOAD_BI_ENCODER, toy),
+    }
+    for extra, call in features.items():
+        try:
+            call()
+        except ImportError as err:
+            if f'pip install "xencoder-lab[{extra.split()[0]}]"' not in str(err):
+                sys.exit(f"the {extra} feature's ImportError does not name its extra: {err}")
+        else:
+            sys.exit(f"the {extra} feature ran without its extra")
+    command = [str(Path(sys.executable).with_name("xencoder-lab")), "search", "--data", str(data.TOY_PATH)]
+    for system in CLI_SYSTEMS:
+        done = subprocess.run(command + ["--system", system, "vitamin d"], capture_output=True, text=True)
+        if done.returncode != 0 or "d0" not in done.stdout:  # the toy ids are d01 ... d16
+            sys.exit(f"`xencoder-lab search --system {system}` failed ({done.returncode}): {done.stderr[-2000:]}")
+    return {"modules": modules, "searched": list(CLI_SYSTEMS)}
+
+
 def main() -> None:
     site_packages = Path(sysconfig.get_paths()["purelib"]).resolve()
     package = Path(xencoder_lab.__file__).resolve().parent
@@ -65,7 +112,8 @@ def main() -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0 or "bm25" not in done.stdout:
         sys.exit(f"the installed command `{' '.join(command)}` failed: {done.stderr}")
-    print(json.dumps({"version": version, **toy_scores()}))
+    core = core_checks() if "--core" in sys.argv[1:] else {}
+    print(json.dumps({"version": version, **core, **toy_scores()}))
 
 
 if __name__ == "__main__":

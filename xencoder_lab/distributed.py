@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .data import Dataset, document_text
+from .extras import require
 
 
 class _Encoder:
@@ -51,7 +52,8 @@ def encode_corpus_distributed(
     Ray is started here unless it runs already (then its own settings hold); ``address`` joins a cluster.
     Ray Data's plan and progress lines (INFO) are shown only with ``verbose=True``; its warnings always are.
     """
-    import ray  # the `scale` extra: imported here, so the package works without it
+    ray = require("ray", "scale", "encode_corpus_distributed")  # imported here: the package works without it
+    require("ray.data", "scale", "encode_corpus_distributed")  # ray[data]: pyarrow, pandas
 
     if workers < 1:
         raise ValueError(f"workers={workers}: need at least one worker.")

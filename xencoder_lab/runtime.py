@@ -43,6 +43,7 @@ from transformers import PreTrainedModel
 
 from .bi_encoder import BiEncoder
 from .cross_encoder import CrossEncoder
+from .extras import require
 
 PRECISIONS = ("float32", "int8")
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -82,13 +83,13 @@ def export(model: torch.nn.Module, call: Callable, example: Mapping[str, torch.T
 
 def quantize(path: str | Path, out: str | Path) -> Path:
     """The graph at ``path`` with its matrix multiplications' weights in int8, one scale per output channel."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quantization = require("onnxruntime.quantization", "fast", "runtime.quantize")
 
     root = logging.getLogger()
     hush = _Drop("pre-processing before quantization")  # advice for static quantisation; this one is dynamic
     root.addFilter(hush)
     try:
-        quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, per_channel=True,
+        quantization.quantize_dynamic(str(path), str(out), weight_type=quantization.QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"])
     finally:
         root.removeFilter(hush)
@@ -110,8 +111,7 @@ class OnnxForward:
     """An ONNX Runtime session called like a course model's ``forward``: a batch of tensors in, a tensor out."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime as ort
-
+        ort = require("onnxruntime", "fast", "runtime.OnnxForward")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()  # as many as PyTorch uses
         options.inter_op_num_threads = 1
@@ -135,6 +135,8 @@ def accelerate(model, precision: str = "int8", folder: str | Path | None = None,
         raise ValueError(f"unknown precision {precision!r}: use one of {PRECISIONS}.")
     if getattr(model, "backend", "torch") != "torch":
         raise ValueError(f"this model already runs in {model.backend}: accelerate the PyTorch model instead.")
+    for module in ("onnx", "onnxruntime"):  # before any work: the exporter writes onnx's format, ORT runs it
+        require(module, "fast", "runtime.accelerate")
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="xencoder-lab-onnx-"))
     source = copy.deepcopy(model).cpu().eval()  # ONNX Runtime runs on the CPU; the user's model stays as it is
     for module in source.modules():

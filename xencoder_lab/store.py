@@ -33,10 +33,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-try:  # the `scale` extra (pip install "xencoder-lab[scale]")
-    from qdrant_client import QdrantClient, models
-except ImportError:  # pragma: no cover - depends on the install
-    QdrantClient = models = None
+from .extras import require
 
 
 class Store(Protocol):
@@ -65,8 +62,7 @@ class QdrantStore:
     def __init__(self, vectors, ids: Sequence[str] | None = None, location: str | os.PathLike = ":memory:",
                  collection: str = "documents", multivector: bool = False, shards: int | None = None,
                  replicas: int | None = None, exact: bool = False, batch_size: int = 256, overwrite: bool = False):
-        if QdrantClient is None:
-            raise ImportError('QdrantStore needs qdrant-client: pip install "xencoder-lab[scale]".')
+        models = require("qdrant_client.models", "scale", "QdrantStore")  # the client: imported only here
         self.client, self.location = _client(location), str(location)
         self.collection, self.multivector = collection, multivector
         self.params = models.SearchParams(exact=True) if exact else None
@@ -127,6 +123,7 @@ class QdrantStore:
             raise ValueError(f"k={k} but the collection has {len(self)} documents: use 1 <= k <= {len(self)}.")
         if len(q_emb) == 0:
             return [], np.zeros((0, k), dtype=np.float32)
+        models = require("qdrant_client.models", "scale", "QdrantStore")
         requests = [models.QueryRequest(query=np.asarray(q, dtype=np.float32).tolist(), limit=k, with_payload=True,
                                         params=self.params) for q in q_emb]
         answers = self.client.query_batch_points(self.collection, requests=requests)
@@ -137,8 +134,9 @@ class QdrantStore:
         return ids, scores
 
 
-def _client(location: str | os.PathLike) -> "QdrantClient":
+def _client(location: str | os.PathLike):
     """A client for ``":memory:"`` (embedded), a URL (a server or cluster), or a folder (embedded, on disk)."""
+    QdrantClient = require("qdrant_client", "scale", "QdrantStore").QdrantClient
     location = str(location)
     if location == ":memory:":
         return QdrantClient(location=":memory:")

@@ -19,6 +19,7 @@ import html
 from typing import Mapping, Sequence
 
 from .data import Dataset
+from .extras import require
 from .pipeline import Pipeline, Result
 
 
@@ -64,7 +65,7 @@ def comparison(
 ):
     """An ipywidgets form: type a query (or paste one of ``ds``'s, whose judgments are then marked), choose
     systems and the rerank depth ``k1``, press Enter or Search. Bad input is shown as a message, not raised."""
-    import ipywidgets as w
+    w = require("ipywidgets", "course", "widgets.comparison")
 
     box = w.Text(value=query, placeholder="type a query and press Enter", continuous_update=False,
                  layout=w.Layout(width="70%"))
