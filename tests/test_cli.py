@@ -1,6 +1,7 @@
 """The ``xencoder-lab`` command: its tables are the package's figures, it runs on a messy public-style
 collection, and every mistake a user makes ends in one line saying what and how to fix it."""
 
+import copy
 import json
 import shutil
 import subprocess
@@ -8,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from xencoder_lab import checkpoints, cli, corpus_embeddings, course_models, metrics
-from xencoder_lab.bi_encoder import BiEncoder
+from xencoder_lab import cache, checkpoints, cli, corpus_embeddings, course_models, metrics
+from xencoder_lab.bi_encoder import CORPUS_CACHE, BiEncoder
+from xencoder_lab.cross_encoder import CrossEncoder
 from xencoder_lab.data import TOY_PATH
 from xencoder_lab.hybrid import Hybrid
 from xencoder_lab.pipeline import Pipeline
@@ -140,3 +143,51 @@ def test_the_installed_command(tmp_path):
     assert done.returncode == 0 and all(c in done.stdout for c in ("evaluate", "search", "index", "train", "bench"))
     done = subprocess.run([command, "search", "--data", tmp_path, "x"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.startswith("xencoder-lab: error: no BEIR dataset")
+
+
+def test_scifact_uses_the_shipped_embeddings_and_logits(capsys, scifact_test, monkeypatch):
+    """From an empty cache, the command checks and installs what the course ships: it embeds and scores only the
+    few texts of the checkpoint's probe and of each file's check (not 5,183 documents and 30,000 pairs, most of
+    half an hour on 2 cores)."""
+    encode, score = BiEncoder.encode_documents, CrossEncoder.score
+
+    def encode_a_few(self, texts, *args, **kwargs):
+        assert len(texts) < 100, "the corpus was embedded again"
+        return encode(self, texts, *args, **kwargs)
+
+    def score_a_few(self, queries, docs, *args, **kwargs):
+        assert len(docs) < 100, "shipped pairs were scored again"
+        return score(self, queries, docs, *args, **kwargs)
+
+    monkeypatch.setattr(BiEncoder, "encode_documents", encode_a_few)
+    monkeypatch.setattr(CrossEncoder, "score", score_a_few)
+    status, out, err = run(capsys, "evaluate", "--data", "scifact", "--systems", "bi+ce", "--latency-queries", 0)
+    assert status == 0, err
+    assert "loading bi-encoder (checking the checkpoint) ..." in err
+    assert "installing the shipped corpus embeddings (scifact) into the disk cache ..." in err
+    assert "installing the shipped cross-encoder logits (scifact test) into the disk cache ..." in err
+    assert table(out)["bi+ce"][0] == pytest.approx(0.805, abs=0.0005)  # notebooks 05 and 09
+
+
+def test_shipped_files_serve_only_their_model_and_dataset(capsys, toy, scifact_test, bi_encoder, monkeypatch):
+    systems = cli.Systems()
+    assert not systems.install_shipped("zero-shot", bi_encoder, toy)  # a dataset the file does not hold: quiet
+    assert capsys.readouterr().err == ""
+
+    other = copy.deepcopy(bi_encoder)
+    with torch.no_grad():
+        next(other.doc_tower.parameters()).add_(0.01)
+    assert not systems.install_shipped("zero-shot", other, scifact_test)  # another model: its fingerprint
+    assert "not using the shipped corpus embeddings (scifact)" in capsys.readouterr().err
+
+    monkeypatch.setattr(corpus_embeddings, "check", lambda *args, **kwargs: {"largest difference": 0.1})
+    assert not systems.install_shipped("zero-shot", bi_encoder, scifact_test)  # the right fingerprint, other numbers
+    assert "recomputes them 1.0e-01 apart" in capsys.readouterr().err
+    assert not (cache.cache_dir() / CORPUS_CACHE).exists()
+
+
+def test_a_dataset_without_shipped_results_runs_quietly(capsys):
+    status, out, err = run(capsys, "evaluate", "--data", TOY_PATH, "--systems", "zero-shot,bm25+small-ce",
+                           "--latency-queries", 0)
+    assert status == 0 and set(table(out)) == {"zero-shot", "bm25+small-ce"}
+    assert "loading small-cross-encoder (checking the checkpoint) ..." in err and "shipped" not in err

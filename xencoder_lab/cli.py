@@ -10,9 +10,12 @@ A system is a first stage, optionally ``+`` a reranker, optionally ``@a`` to fus
 (``pipeline.fuse``): ``bm25``, ``zero-shot``, ``bi``, ``distilled``, ``poly``, ``colbert``, ``hybrid`` (BM25 and
 ``bi`` fused at equal weight, ``hybrid.Hybrid``); rerankers ``ce`` and ``small-ce``; e.g. ``hybrid+ce@0.2``.
 Course checkpoints are checked against the current code before use, a saved index against the corpus and model
-it was built from. Every argument and the dataset are checked before the first slow step, and ``evaluate`` prints
-each system's row as soon as it is measured. Errors print one line, what went wrong and how to fix it, and exit
-with status 1 (2 for a usage error, 130 when interrupted); ``xencoder-lab --debug COMMAND`` shows the traceback.
+it was built from; the results the course ships beside the checkpoints (SciFact's corpus embeddings, the
+cross-encoders' logits for SciFact's and CACM's top 100) are checked against the model and put into the disk cache,
+so the first run on those datasets does not compute them again. Every argument and the dataset are checked before
+the first slow step, and ``evaluate`` prints each system's row as soon as it is measured. Progress goes to stderr,
+results to stdout. Errors print one line, what went wrong and how to fix it, and exit with status 1 (2 for a usage
+error, 130 when interrupted); ``xencoder-lab --debug COMMAND`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import course_models, metrics
+from tqdm import tqdm
+
+from . import checkpoints, corpus_embeddings, course_models, metrics, pair_scores
 from .bi_encoder import BiEncoder, corpus_cache_parts
+from .cross_encoder import CrossEncoder
 from .data import Dataset, DatasetFormatError, DatasetNotFoundError, load_beir
 from .hybrid import Hybrid
-from .models import ModelNotFoundError
+from .models import DEFAULT_MODEL, ModelNotFoundError
 from .pipeline import Pipeline
 from .retrieval import DenseRetriever, DenseSearcher, make_index
 
@@ -123,28 +129,92 @@ def index_source(model, ds: Dataset) -> dict:
     return {key: value for key, value in corpus_cache_parts(model, ds).items() if key != "dataset"}
 
 
+def progress(message: str) -> None:
+    """One line on stderr saying what a slow step is doing (``tqdm.write``: it keeps a running bar intact); stdout
+    holds the results, which scripts parse."""
+    tqdm.write(f"{message} ...", file=sys.stderr)
+
+
 class Systems:
     """Builds the pipelines the command runs, loading each model once and checking each course checkpoint."""
 
     def __init__(self):
-        self.models = {}
+        self.models, self.installed = {}, set()
 
-    def model(self, name: str):
+    def model(self, name: str, ds: Dataset | None = None):
+        """The model of a first stage or reranker (``FIRST_STAGES``, ``RERANKERS`` values, or ``"zero-shot"``); with
+        ``ds``, the course's shipped results for it on ``ds``, if any, are installed first (``install_shipped``)."""
         if name not in self.models:
             if name == "zero-shot":
+                progress(f"loading the zero-shot model ({DEFAULT_MODEL})")
                 self.models[name] = BiEncoder()
             else:
+                progress(f"loading {name} (checking the checkpoint)")
                 course_models.verify(name)  # raises StaleCheckpointError, saying how to retrain
                 self.models[name] = course_models.load(name)
+        if ds is not None and (name, ds.name, ds.split) not in self.installed:
+            self.installed.add((name, ds.name, ds.split))
+            self.install_shipped(name, self.models[name], ds)
         return self.models[name]
+
+    def install_shipped(self, name: str, model, ds: Dataset) -> bool:
+        """Put what the course ships for ``model`` on ``ds`` into the disk cache, as notebooks 03-05 do: SciFact's
+        corpus embeddings beside the bi-encoder checkpoint (``corpus_embeddings``: the zero-shot document tower, which
+        the distilled bi-encoder shares, and the fine-tuned one), or the logits beside a cross-encoder checkpoint
+        (``pair_scores``: BM25's and the bi-encoder's top 100 on SciFact test and CACM). The file's own ``check``
+        matches it to this model (weights' fingerprint, settings, corpus) and recomputes 8 rows before its
+        ``install`` copies it. A dataset the file does not hold costs one read of the file and prints nothing; a
+        file that is not this model's is left out with a note. Return whether anything was installed."""
+        shipped = self._shipped(name, model, ds)
+        if shipped is None:
+            return False
+        what, check, install, tolerance = shipped
+        progress(f"checking the {what} against {name}")
+        try:
+            largest = check()["largest difference"]
+        except (ValueError, FileNotFoundError) as err:  # another model, corpus or settings; a dataset not at hand
+            progress(f"not using the {what} ({str(err).split(': ')[0]}); computing instead")
+            return False
+        if not largest < tolerance:
+            progress(f"not using the {what}: {name} recomputes them {largest:.1e} apart; computing instead")
+            return False
+        progress(f"installing the {what} into the disk cache")
+        install()
+        return True
+
+    @staticmethod
+    def _shipped(name: str, model, ds: Dataset):
+        """``(what, check, install, tolerance)`` for the file the course ships for ``model`` that holds results
+        on ``ds``, or None. The tolerances are the notebooks' (03: embeddings, 05: logits)."""
+        if isinstance(model, CrossEncoder):
+            path = checkpoints.CHECKPOINTS / name / pair_scores.PATH.name
+            if not path.is_file():
+                return None
+            arrays = pair_scores.load(path)[1]
+            if not ((arrays["dataset"] == ds.name) & (arrays["split"] == ds.split)).any():
+                return None
+            return (f"shipped {name} logits ({ds.name} {ds.split})", lambda: pair_scores.check(model, n=8, path=path),
+                    lambda: pair_scores.install(model, path), 1e-3)
+        if isinstance(model, BiEncoder) and not hasattr(model, "searcher"):  # a DenseSearcher's model
+            path = checkpoints.CHECKPOINTS / "bi-encoder" / corpus_embeddings.PATH.name
+            if not path.is_file():
+                return None
+            if ds.name not in {entry["dataset"] for entry in corpus_embeddings.load(path)[0]["entries"].values()}:
+                return None
+            return (f"shipped corpus embeddings ({ds.name})",
+                    lambda: corpus_embeddings.check(model, ds, n=8, path=path),
+                    lambda: corpus_embeddings.install(model, ds, path), 1e-4)
+        return None
 
     def pipeline(self, ds: Dataset, spec: str, first_stage=None) -> Pipeline:
         first, reranker, fusion = parse_system(spec)
         if first_stage is None and first == "hybrid":
-            first_stage = Hybrid.over(ds, self.model(FIRST_STAGES[first]))
+            first_stage = Hybrid.over(ds, self.model(FIRST_STAGES[first], ds))
         elif first_stage is None:
-            first_stage = "bm25" if first == "bm25" else self.model(FIRST_STAGES[first] or first)
-        return Pipeline(ds, first_stage, self.model(RERANKERS[reranker]) if reranker else None, fusion)
+            first_stage = "bm25" if first == "bm25" else self.model(FIRST_STAGES[first] or first, ds)
+        second_stage = self.model(RERANKERS[reranker], ds) if reranker else None
+        progress(f"indexing {ds.name}'s {len(ds.corpus)} documents for {spec}")
+        return Pipeline(ds, first_stage, second_stage, fusion)
 
 
 def evaluate(args) -> None:
@@ -228,7 +298,7 @@ def index(args) -> None:
         raise UsageError(f"index holds one vector per document: use --system {' or '.join(DENSE)} "
                          f"({args.system} builds its own in memory).")
     ds = load_dataset(args.data, args.split)
-    model = Systems().model(FIRST_STAGES[args.system] or args.system)
+    model = Systems().model(FIRST_STAGES[args.system] or args.system, ds)  # the shipped embeddings, where they fit
     make_index(args.index, model.dim)  # a key FAISS cannot build fails now, before the corpus is encoded
     searcher = DenseSearcher(model, ds, index=args.index)
     try:
