@@ -7,7 +7,7 @@ import torch
 from xencoder_lab.cross_encoder import CrossEncoder, group_pairs, rerank, score_candidates, score_groups
 from xencoder_lab.data import document_text
 from xencoder_lab.losses import listwise_loss
-from xencoder_lab.training import train_cross_encoder
+from xencoder_lab.training import train_groups
 
 
 def test_pair_encoding_keeps_the_query_whole(warm):
@@ -88,7 +88,7 @@ def test_training_lowers_the_loss(toy, loss):
 
     before = group_loss()
     seen = []
-    log = train_cross_encoder(
+    log = train_groups(
         model, groups, steps=6, groups_per_step=2, lr=1e-4, head_lr=1e-2, warmup=1, loss=loss,
         log_every=3, evaluate=lambda m: 0.5, evaluate_every=3, on_evaluate=lambda m, s, v, log: seen.append(s),
         show_progress=False,
@@ -96,7 +96,7 @@ def test_training_lowers_the_loss(toy, loss):
     assert group_loss() < before
     assert seen == [3, 6] and [e["step"] for e in log if "loss" in e] == [3, 6]
     with pytest.raises(ValueError, match="unknown loss"):
-        train_cross_encoder(model, groups, steps=1, loss="hinge", show_progress=False)
+        train_groups(model, groups, steps=1, loss="hinge", show_progress=False)
 
 
 def test_score_groups_puts_each_groups_pairs_in_its_row(warm, toy):
@@ -121,7 +121,7 @@ def test_bce_pos_weight_weighs_the_positive(warm, toy):
 
     def first_loss(pos_weight):
         model = copy.deepcopy(base)
-        log = train_cross_encoder(model, [group], steps=1, groups_per_step=1, lr=0.0, head_lr=0.0, warmup=1,
+        log = train_groups(model, [group], steps=1, groups_per_step=1, lr=0.0, head_lr=0.0, warmup=1,
                                   loss="bce", pos_weight=pos_weight, log_every=1, show_progress=False)
         return log[0]["loss"]
 
@@ -136,7 +136,7 @@ def test_bce_pos_weight_weighs_the_positive(warm, toy):
         assert first_loss(p) == pytest.approx(expected.item(), rel=1e-4)
     assert first_loss(3.0) > first_loss(None) + 0.1  # 2 x (-log sigmoid(z+)) / 4 more
     with pytest.raises(ValueError, match="pos_weight"):
-        train_cross_encoder(copy.deepcopy(warm), [group], steps=1, pos_weight=3.0, show_progress=False)
+        train_groups(copy.deepcopy(warm), [group], steps=1, pos_weight=3.0, show_progress=False)
 
 
 def test_rerank_reorders_only_the_top(warm, toy):

@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from xencoder_lab import distill, recipes
+from xencoder_lab import distill, losses, recipes
 from xencoder_lab.bi_encoder import BiEncoder
-from xencoder_lab.cross_encoder import CrossEncoder, small_cross_encoder
-from xencoder_lab.training import freeze_lower_layers
+from xencoder_lab.cross_encoder import CrossEncoder, group_logits, score_groups, small_cross_encoder
+from xencoder_lab.training import GROUP_LOSSES, TEACHER_LOSSES, freeze_lower_layers, train_groups
 
 GROUPS = [
     ("Aspirin prevents heart attacks.", "Low-dose aspirin cut second heart attacks.",
@@ -23,21 +23,21 @@ def teacher():
 
 def test_losses_check_shapes_and_margins():
     teacher = torch.tensor([[5.0, 1.0, 0.0], [2.0, 3.0, -1.0]])
-    assert float(distill.margin_mse_loss(teacher + torch.tensor([[3.0], [-7.0]]), teacher)) == 0.0  # shift per query
-    assert float(distill.score_mse_loss(teacher + 1.0, teacher)) == pytest.approx(1.0)
+    assert float(losses.margin_mse_loss(teacher + torch.tensor([[3.0], [-7.0]]), teacher)) == 0.0  # shift per query
+    assert float(losses.score_mse_loss(teacher + 1.0, teacher)) == pytest.approx(1.0)
     swapped = teacher[:, [0, 2, 1]]
-    assert float(distill.margin_mse_loss(swapped, teacher)) > 0.0
+    assert float(losses.margin_mse_loss(swapped, teacher)) > 0.0
     with pytest.raises(ValueError, match="one shape"):
-        distill.margin_mse_loss(teacher, teacher[:, :2])
+        losses.margin_mse_loss(teacher, teacher[:, :2])
     with pytest.raises(ValueError, match="W >= 2"):
-        distill.margin_mse_loss(teacher[:, :1], teacher[:, :1])
+        losses.margin_mse_loss(teacher[:, :1], teacher[:, :1])
     shifted = teacher + torch.tensor([[3.0], [-7.0]])  # a constant per query changes no softmax
-    assert float(distill.softmax_kl_loss(shifted, teacher)) == pytest.approx(0.0, abs=1e-6)
-    assert float(distill.softmax_kl_loss(swapped, teacher)) > 0.0
-    sharper = float(distill.softmax_kl_loss(teacher * 3, teacher))  # same order, wider margins: a small KL
-    assert 0.0 < sharper < float(distill.margin_mse_loss(teacher * 3, teacher))
+    assert float(losses.softmax_kl_loss(shifted, teacher)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.softmax_kl_loss(swapped, teacher)) > 0.0
+    sharper = float(losses.softmax_kl_loss(teacher * 3, teacher))  # same order, wider margins: a small KL
+    assert 0.0 < sharper < float(losses.margin_mse_loss(teacher * 3, teacher))
     with pytest.raises(ValueError, match="W >= 2"):
-        distill.softmax_kl_loss(teacher[:, :1], teacher[:, :1])
+        losses.softmax_kl_loss(teacher[:, :1], teacher[:, :1])
 
 
 def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
@@ -48,9 +48,9 @@ def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
     assert not model.shared and trainable and all(name.startswith("encoder.layer.5.") for name in trainable)
     before = {n: p.detach().clone() for n, p in model.doc_tower.named_parameters()}
     q_before = model.query_tower.encoder.layer[5].output.dense.weight.detach().clone()
-    targets = distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path)
-    distill.train_student(model, GROUPS, targets, lambda g: distill.bi_encoder_group_scores(model, g, 20.0),
-                          loss="kl", steps=2, groups_per_step=2, lr=1e-3, warmup=1, show_progress=False)
+    targets = score_groups(teacher, GROUPS, cache=True, cache_root=tmp_path)
+    train_groups(model, GROUPS, "kl", targets, lambda g: distill.bi_encoder_group_scores(model, g, 20.0),
+                 steps=2, groups_per_step=2, lr=1e-3, warmup=1, show_progress=False)
     assert all(p.grad is None and torch.equal(p, before[n]) for n, p in model.doc_tower.named_parameters())
     assert not torch.equal(model.query_tower.encoder.layer[5].output.dense.weight, q_before)
     with pytest.raises(ValueError, match='use "frozen" or "shared"'):
@@ -70,19 +70,19 @@ def test_small_cross_encoder_keeps_the_bottom_layers(teacher):
 
 
 def test_teacher_scores_are_computed_once(teacher, tmp_path, monkeypatch):
-    first = distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path)  # (G, W)
+    first = score_groups(teacher, GROUPS, cache=True, cache_root=tmp_path)  # (G, W)
     assert first.shape == (2, 3) and bool((first[:, 0] > first[:, 1:].max(dim=1).values).all())
 
     def fail(*args, **kwargs):
         raise AssertionError("scored again instead of reading the cache")
 
     monkeypatch.setattr(teacher, "score", fail)
-    assert torch.equal(distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path), first)
+    assert torch.equal(score_groups(teacher, GROUPS, cache=True, cache_root=tmp_path), first)
 
 
-@pytest.mark.parametrize("loss", distill.LOSSES)
+@pytest.mark.parametrize("loss", [*TEACHER_LOSSES, "contrastive"])
 def test_students_learn_the_teachers_margins(teacher, tmp_path, loss):
-    targets = distill.teacher_scores(teacher, GROUPS, cache_root=tmp_path)
+    targets = score_groups(teacher, GROUPS, cache=True, cache_root=tmp_path)
     targets = targets[:, [0, 2, 1]]  # an order the students do not start with: something to learn
     torch.manual_seed(0)
     bi = BiEncoder(max_length=32)
@@ -90,21 +90,26 @@ def test_students_learn_the_teachers_margins(teacher, tmp_path, loss):
     small = small_cross_encoder(teacher, layers=1, max_length=32)
     freeze_lower_layers(small.encoder, 1)
     students = {"bi-encoder": (bi, lambda g: distill.bi_encoder_group_scores(bi, g, 20.0)),
-                "cross-encoder": (small, lambda g: distill.cross_encoder_group_scores(small, g))}
+                "cross-encoder": (small, lambda g: group_logits(small, g))}
     for name, (model, scores) in students.items():
         with torch.no_grad():
-            before = distill.margin_mse_loss(scores(GROUPS), targets)
-        log = distill.train_student(model, GROUPS, targets, scores, loss=loss, steps=8, groups_per_step=2,
-                                    lr=1e-3, warmup=1, log_every=1, show_progress=False)
+            before = losses.margin_mse_loss(scores(GROUPS), targets)
+        log = train_groups(model, GROUPS, loss, targets, scores, steps=8, groups_per_step=2, lr=1e-3, warmup=1,
+                           log_every=1, show_progress=False)
         assert len(log) == 8 and all(entry["loss"] == entry["loss"] for entry in log)  # no NaN
         if loss != "contrastive":  # the control ignores the teacher
             with torch.no_grad():
-                after = distill.margin_mse_loss(scores(GROUPS), targets)
+                after = losses.margin_mse_loss(scores(GROUPS), targets)
             assert after < before, name
     with pytest.raises(ValueError, match="unknown loss"):
-        distill.train_student(bi, GROUPS, targets, students["bi-encoder"][1], loss="hinge")
+        train_groups(bi, GROUPS, "hinge", targets, students["bi-encoder"][1])
     with pytest.raises(ValueError, match="one row of teacher scores per group"):
-        distill.train_student(bi, GROUPS, targets[:1], students["bi-encoder"][1])
+        train_groups(bi, GROUPS, "kl", targets[:1], students["bi-encoder"][1])
+    with pytest.raises(ValueError, match="learns from a teacher"):
+        train_groups(bi, GROUPS, "margin_mse", None, students["bi-encoder"][1])
+    with pytest.raises(ValueError, match="learns from the labels"):
+        train_groups(bi, GROUPS, "listwise", targets, students["bi-encoder"][1])
+    assert set(TEACHER_LOSSES) < set(GROUP_LOSSES)
 
 
 def test_recipes_refuse_bad_settings_changes(capsys):

@@ -171,16 +171,50 @@ def group_pairs(groups: Sequence[tuple[str, str, Sequence[str]]]) -> tuple[list[
     return queries, docs, widths.pop()
 
 
-def score_groups(model: CrossEncoder, groups: Sequence[tuple[str, str, Sequence[str]]], batch_size: int = 32):
-    """Logits (G, 1 + negatives) of each group's pairs, the positive in column 0, scored by ``model.score``
-    (no gradient, length-sorted batches): what ``losses.listwise_loss`` takes.
+def group_logits(model: CrossEncoder, groups: Sequence[tuple[str, str, Sequence[str]]]) -> torch.Tensor:
+    """Logits (G, 1 + negatives) of each group's pairs, the positive in column 0, with gradients: one padded
+    batch through ``model.forward``, for training (``training.train_groups``)."""
+    queries, docs, width = group_pairs(groups)
+    return model(model.tokenize(queries, docs)).view(len(groups), width)  # (G, W)
+
+
+def score_groups(
+    model: CrossEncoder,
+    groups: Sequence[tuple[str, str, Sequence[str]]],
+    batch_size: int = 32,
+    cache: bool = False,
+    cache_root=None,
+    show_progress: bool | None = False,
+) -> torch.Tensor:
+    """Logits (G, 1 + negatives) of each group's pairs, the positive in column 0, without gradients
+    (``model.score``: length-sorted batches): what ``losses.listwise_loss`` takes, or a teacher's targets.
+
+    Args:
+        model: the cross-encoder.
+        groups: ``(query, positive, [negatives])``, each with the same number of negatives.
+        batch_size: pairs per forward pass.
+        cache: keep each pair's logit in the disk cache under ``score_candidates``'s keys, so a rerun reads
+            them back (a teacher scores thousands of pairs once).
+        cache_root: the cache folder (default: ``cache.cache_dir()``).
+        show_progress: a progress bar (None: only for long runs).
+
+    Returns:
+        a float32 tensor (G, W).
 
     >>> model = CrossEncoder(max_length=32, cosine_scale=20.0)
     >>> score_groups(model, [("Aspirin prevents heart attacks.", "Aspirin cut heart attacks.", ["Measles."])]).shape
     torch.Size([1, 2])
     """
     queries, docs, width = group_pairs(groups)
-    return torch.from_numpy(model.score(queries, docs, batch_size, show_progress=False)).view(len(groups), width)
+    if not cache:
+        return torch.from_numpy(model.score(queries, docs, batch_size, show_progress)).view(len(groups), width)
+
+    def compute(rows: list[int]):
+        return model.score([queries[i] for i in rows], [docs[i] for i in rows], batch_size, show_progress)
+
+    keys = [pair_key(q, d) for q, d in zip(queries, docs)]
+    logits = load_or_compute_rows(PAIR_CACHE, pair_cache_parts(model), keys, compute, root=cache_root)  # (G * W,)
+    return torch.as_tensor(logits, dtype=torch.float32).view(len(groups), width)
 
 
 def score_candidates(

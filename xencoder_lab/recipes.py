@@ -44,7 +44,7 @@ from . import checkpoints, course_models, distill, metrics, protocol
 from .bi_encoder import BiEncoder, encode_corpus
 from .colbert import ColBERT
 from .course_models import StaleCheckpointError, load_bi_encoder, load_cross_encoder
-from .cross_encoder import CrossEncoder, rerank, score_candidates, small_cross_encoder
+from .cross_encoder import CrossEncoder, rerank, score_candidates, score_groups, small_cross_encoder
 from .data import TOY_PATH, document_text, load_beir, split_validation
 from .negatives import mine_groups, mine_hard_negatives, mine_negatives
 from .poly_encoder import PolyEncoder
@@ -63,7 +63,7 @@ from .training import (
     corpus_queries,
     freeze_lower_layers,
     train_bi_encoder,
-    train_cross_encoder,
+    train_groups,
     train_query_tower,
     training_pairs,
 )
@@ -256,7 +256,7 @@ def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None
 
     log = [{"step": 0, "validation": evaluate(model), "first_stage": metrics.evaluate(
         first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
-    log += train_cross_encoder(
+    log += train_groups(
         model,
         groups,
         steps=steps or settings["steps"],
@@ -304,7 +304,7 @@ def distillation_data(settings: dict):
     text = lambda c: train.corpus[doc_ids[c]]["text"]  # noqa: E731
     groups += [(t, train.corpus[d]["text"], [text(c) for c in negs]) for t, d, negs in zip(titles, chosen, negatives)]
     teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
-    return groups, distill.teacher_scores(teacher, groups), validation
+    return groups, score_groups(teacher, groups, cache=True, show_progress=None), validation
 
 
 def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps: int | None = None):
@@ -332,11 +332,11 @@ def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps
     log = [{"step": 0, "validation": evaluate(model), "first_stage": metrics.evaluate(
         first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
     keep_best(model, 0, log[0]["validation"], log)
-    log += distill.train_student(
-        model, groups, teacher, lambda chosen: distill.cross_encoder_group_scores(model, chosen),
-        loss=settings["loss"], steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
-        lr=settings["lr"], head_lr=settings["head_lr"], warmup=settings["warmup"], seed=settings["seed"],
-        log_every=10, evaluate=evaluate, evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
+    log += train_groups(
+        model, groups, settings["loss"], teacher, steps=steps or settings["steps"],
+        groups_per_step=settings["groups_per_step"], lr=settings["lr"], head_lr=settings["head_lr"],
+        warmup=settings["warmup"], seed=settings["seed"], log_every=10, evaluate=evaluate,
+        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
     )
     model.load_state_dict(best["weights"])
     log.append({"best_step": best["step"], "validation": best["value"]})
@@ -351,9 +351,10 @@ def train_distilled_bi_encoder_recipe(settings: dict = DISTILLED_BI_ENCODER, ste
     groups, teacher, validation = distillation_data(settings)
     model, trainable = _distilled_student(settings)
     evaluate, keep_best, restore, log = _best_query_tower(model, trainable, validation)
-    log += distill.train_student(
-        model, groups, teacher, lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
-        loss=settings["loss"], steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
+    log += train_groups(
+        model, groups, settings["loss"], teacher,
+        lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
+        steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
         lr=settings["lr"], warmup=settings["warmup"], seed=settings["seed"], log_every=4, evaluate=evaluate,
         evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
     )
@@ -418,7 +419,7 @@ def cross_encoder_training_probe(settings: dict = CROSS_ENCODER, steps: int = 3)
     checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings["init"])
     freeze_lower_layers(model.encoder, settings["train_top_layers"])
     groups = _toy_groups(negatives=3)
-    log = train_cross_encoder(
+    log = train_groups(
         model, groups, steps=steps, groups_per_step=2, lr=settings["lr"], head_lr=settings["head_lr"], warmup=1,
         loss=settings["loss"], seed=settings["seed"], log_every=1, show_progress=False,
     )
@@ -458,13 +459,12 @@ def small_cross_encoder_training_probe(settings: dict = SMALL_CROSS_ENCODER, ste
     torch.manual_seed(settings["seed"])
     teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
     groups = _toy_groups(settings["negatives"])
-    targets = distill.teacher_scores(teacher, groups)
+    targets = score_groups(teacher, groups, cache=True, show_progress=None)
     model = small_cross_encoder(teacher, settings["layers"], settings["max_length"])
     freeze_lower_layers(model.encoder, settings["layers"])
-    log = distill.train_student(
-        model, groups, targets, lambda chosen: distill.cross_encoder_group_scores(model, chosen),
-        loss=settings["loss"], steps=steps, groups_per_step=2, lr=settings["lr"], head_lr=settings["head_lr"],
-        warmup=1, seed=settings["seed"], log_every=1, show_progress=False,
+    log = train_groups(
+        model, groups, settings["loss"], targets, steps=steps, groups_per_step=2, lr=settings["lr"],
+        head_lr=settings["head_lr"], warmup=1, seed=settings["seed"], log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
 
@@ -474,12 +474,13 @@ def distilled_bi_encoder_training_probe(settings: dict = DISTILLED_BI_ENCODER, s
     targets, the recipe's student, frozen layers, loss and scale, 2 groups a step."""
     torch.manual_seed(settings["seed"])
     groups = _toy_groups(settings["negatives"])
-    targets = distill.teacher_scores(load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), groups)
+    targets = score_groups(load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), groups, cache=True,
+                           show_progress=None)
     model, _ = _distilled_student(settings)
-    log = distill.train_student(
-        model, groups, targets, lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
-        loss=settings["loss"], steps=steps, groups_per_step=2, lr=settings["lr"], warmup=1, seed=settings["seed"],
-        log_every=1, show_progress=False,
+    log = train_groups(
+        model, groups, settings["loss"], targets,
+        lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]), steps=steps,
+        groups_per_step=2, lr=settings["lr"], warmup=1, seed=settings["seed"], log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
 

@@ -2,8 +2,9 @@
 
 ``train`` is the loop: AdamW over the given parameter groups, a learning rate that rises linearly for
 ``warmup`` steps and then falls linearly to 0 (``lr_factor``), gradients clipped to norm 1.0, the mean loss
-logged every ``log_every`` steps, an optional evaluation every ``evaluate_every`` steps, all seeded. What a step
-computes is the caller's: ``step_loss(step)`` returns the loss of one batch.
+logged every ``log_every`` steps, an optional evaluation every ``evaluate_every`` steps, all seeded; ``Loop``
+holds those settings, and every ``train_*`` below takes them as keyword arguments. What a step computes is the
+caller's: ``step_loss(step)`` returns the loss of one batch.
 
 - ``train_bi_encoder``: embed B queries and their B positive documents (plus B hard negatives, if given),
   score every query against every document (``model.similarity``: dot products, a poly-encoder's attention,
@@ -11,8 +12,9 @@ computes is the caller's: ``step_loss(step)`` returns the loss of one batch.
 - ``train_query_tower``: embed B queries with the query tower alone and score them against the fixed embeddings
   of the whole corpus, ``losses.corpus_softmax_loss``: the documents cannot move, so the model cannot learn
   which documents tend to be relevant (notebook 03);
-- ``train_cross_encoder``: score groups (query, positive, negatives) jointly, ``losses.listwise_loss`` or
-  binary cross-entropy on the logits (notebook 04).
+- ``train_groups``: score groups (query, positive, negatives), e.g. jointly with a cross-encoder, and learn
+  from the labels (``losses.listwise_loss`` or binary cross-entropy on the logits, notebook 04) or from a
+  teacher's scores of the same groups (distillation, notebook 06).
 
 ``models.add_lora`` (notebooks 07 and 08) freezes a tower and adds low-rank adapters to its top layers;
 ``corpus_queries`` makes label-free training pairs from a corpus alone (notebook 03).
@@ -28,13 +30,22 @@ import itertools
 import random
 import re
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
 
 from .bi_encoder import BiEncoder
 from .data import Dataset, document_text
-from .losses import corpus_softmax_loss, group_bce_loss, listwise_loss, scores_loss
+from .losses import (
+    corpus_softmax_loss,
+    group_bce_loss,
+    listwise_loss,
+    margin_mse_loss,
+    score_mse_loss,
+    scores_loss,
+    softmax_kl_loss,
+)
 
 
 def training_pairs(ds: Dataset) -> list[tuple[str, str]]:
@@ -159,37 +170,60 @@ def lr_factor(step: int, warmup: int, steps: int) -> float:
     return max(0.0, (steps - step) / max(1, steps - warmup))
 
 
-def train(
-    model: torch.nn.Module,
-    step_loss: Callable[[int], torch.Tensor],
-    param_groups: Sequence[dict],
-    steps: int,
-    warmup: int | None = None,
-    seed: int = 0,
-    log_every: int = 10,
-    evaluate: Callable[[torch.nn.Module], float] | None = None,
-    evaluate_every: int | None = None,
-    on_evaluate=None,
-    show_progress: bool = True,
-) -> list[dict]:
-    """Train ``model`` in place for ``steps`` steps of ``step_loss(step)`` (step from 1); return the log.
+@dataclass
+class Loop:
+    """How the training loop runs, the same for every model (``train`` reads it; every ``train_*`` takes its
+    fields as keyword arguments).
 
-    ``param_groups``: AdamW's groups, e.g. ``[{"params": body, "lr": 2e-5}, {"params": head, "lr": 1e-3}]``.
-    ``warmup`` defaults to 10% of ``steps``. The log holds ``{"step", "loss" (mean since the previous entry),
-    "seconds"}`` every ``log_every`` steps, and ``{"step", "validation", "seconds"}`` every ``evaluate_every``
-    steps, when ``evaluate(model)`` (a number, e.g. validation nDCG@10) is given; each value is also passed to
-    ``on_evaluate(model, step, value, log)``, e.g. to keep the best model so far.
+    Args:
+        steps: optimizer steps.
+        warmup: steps of linear warm-up (default: 10% of ``steps``), then a linear decay to 0 (``lr_factor``).
+        seed: seeds dropout and the batch order.
+        log_every: the log gets the mean loss every ``log_every`` steps (and at the last step).
+        evaluate: ``evaluate(model) -> float`` (e.g. validation nDCG@10), every ``evaluate_every`` steps.
+        evaluate_every: how often to evaluate (never when None).
+        on_evaluate: ``on_evaluate(model, step, value, log)`` after each evaluation, e.g. to keep the best model.
+        show_progress: a progress bar over the steps.
+
+    >>> Loop(steps=100).warmup_steps
+    10
+    """
+
+    steps: int = 40
+    warmup: int | None = None
+    seed: int = 0
+    log_every: int = 10
+    evaluate: Callable[[torch.nn.Module], float] | None = None
+    evaluate_every: int | None = None
+    on_evaluate: Callable | None = None
+    show_progress: bool = True
+
+    @property
+    def warmup_steps(self) -> int:
+        return self.steps // 10 if self.warmup is None else self.warmup
+
+
+def train(model: torch.nn.Module, step_loss: Callable[[int], torch.Tensor], param_groups: Sequence[dict],
+          loop: Loop) -> list[dict]:
+    """Train ``model`` in place for ``loop.steps`` steps of ``step_loss(step)`` (step from 1); return the log.
+
+    AdamW over ``param_groups`` (e.g. ``[{"params": body, "lr": 2e-5}, {"params": head, "lr": 1e-3}]``), the
+    learning rate scaled by ``lr_factor``, gradients clipped to norm 1.0.
+
+    Returns:
+        the log: ``{"step", "loss" (mean since the previous entry), "seconds"}`` every ``loop.log_every`` steps,
+        and ``{"step", "validation", "seconds"}`` at each evaluation (see ``Loop``).
     """
     from tqdm.auto import tqdm
 
-    warmup = steps // 10 if warmup is None else warmup
-    torch.manual_seed(seed)  # dropout
+    steps, warmup = loop.steps, loop.warmup_steps
+    torch.manual_seed(loop.seed)  # dropout
     params = [p for group in param_groups for p in group["params"]]
     optimizer = torch.optim.AdamW(param_groups)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, warmup, steps))
     log, losses, start = [], [], time.perf_counter()
     model.train()
-    for step in tqdm(range(1, steps + 1), desc="training", disable=not show_progress):
+    for step in tqdm(range(1, steps + 1), desc="training", disable=not loop.show_progress):
         loss = step_loss(step)
         optimizer.zero_grad()
         loss.backward()
@@ -197,14 +231,14 @@ def train(
         optimizer.step()
         schedule.step()
         losses.append(loss.item())
-        if step % log_every == 0 or step == steps:
+        if step % loop.log_every == 0 or step == steps:
             log.append({"step": step, "loss": sum(losses) / len(losses), "seconds": time.perf_counter() - start})
             losses = []
-        if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == steps):
-            value = evaluate(model)
+        if loop.evaluate is not None and loop.evaluate_every and (step % loop.evaluate_every == 0 or step == steps):
+            value = loop.evaluate(model)
             log.append({"step": step, "validation": value, "seconds": time.perf_counter() - start})
-            if on_evaluate is not None:
-                on_evaluate(model, step, value, log)
+            if loop.on_evaluate is not None:
+                loop.on_evaluate(model, step, value, log)
             model.train()
     model.eval()
     return log
@@ -213,27 +247,36 @@ def train(
 def train_bi_encoder(
     model: BiEncoder,
     pairs: Sequence[tuple[str, str]],
-    steps: int = 40,
     batch_size: int = 32,
     lr: float = 2e-5,
-    warmup: int | None = None,
     temperature: float = 0.05,
     hard_negatives: Sequence[str] | None = None,
-    seed: int = 0,
-    log_every: int = 10,
-    show_progress: bool = True,
     param_groups: Sequence[dict] | None = None,
+    **loop,
 ) -> list[dict]:
     """Train a ``BiEncoder`` in place on (query, positive) ``pairs`` with in-batch negatives; return the log.
 
-    ``hard_negatives[i]`` (optional) is a non-relevant document for ``pairs[i]``, added to its batch as an
-    extra negative for every query. Batches come from ``NoDuplicatesBatchSampler``, pass after pass; the rest
-    (schedule, logging) is ``train``'s. Scores come from ``model.similarity`` (dot products for a
-    ``BiEncoder``; a ``PolyEncoder`` trains here too). ``param_groups`` (AdamW's) default to every trainable
-    parameter at ``lr``.
+    Batches come from ``NoDuplicatesBatchSampler``, pass after pass. Scores come from ``model.similarity`` (dot
+    products for a ``BiEncoder``; a ``PolyEncoder`` and ``ColBERT`` train here too), the loss is
+    ``losses.scores_loss`` at ``temperature``.
+
+    Args:
+        model: the model to train, in place.
+        pairs: (query text, positive document text), one row each.
+        batch_size: rows a step (a batch can be smaller when the remaining rows share texts).
+        lr: AdamW's learning rate for every trainable parameter, unless ``param_groups`` are given.
+        temperature: the softmax temperature (1 / scale).
+        hard_negatives: ``hard_negatives[i]`` is a non-relevant document for ``pairs[i]``, added to its batch as
+            an extra negative for every query.
+        param_groups: AdamW's groups (default: every trainable parameter at ``lr``).
+        **loop: ``Loop``'s fields (``steps``, ``warmup``, ``seed``, ``log_every``, ``show_progress``, ...).
+
+    Returns:
+        the loop's log (``train``).
     """
+    loop = Loop(**loop)
     rows = list(pairs) if hard_negatives is None else [(*p, n) for p, n in zip(pairs, hard_negatives, strict=True)]
-    sampler = NoDuplicatesBatchSampler(rows, batch_size, seed=seed)
+    sampler = NoDuplicatesBatchSampler(rows, batch_size, seed=loop.seed)
     batches = itertools.chain.from_iterable(itertools.repeat(sampler))  # pass after pass, reshuffled each time
 
     def step_loss(step: int) -> torch.Tensor:
@@ -244,7 +287,7 @@ def train_bi_encoder(
         return scores_loss(model.similarity(q_emb, d_emb), temperature)  # a BiEncoder: q_emb @ d_emb.T
 
     groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
-    return train(model, step_loss, groups, steps, warmup, seed, log_every, show_progress=show_progress)
+    return train(model, step_loss, groups, loop)
 
 
 def train_query_tower(
@@ -253,25 +296,30 @@ def train_query_tower(
     positives: Sequence[int],
     d_emb,
     relevant: Sequence[set[int]] | None = None,
-    steps: int = 40,
     batch_size: int = 32,
     lr: float = 2e-5,
-    warmup: int | None = None,
     temperature: float = 0.05,
-    seed: int = 0,
-    log_every: int = 10,
-    evaluate=None,
-    evaluate_every: int | None = None,
-    on_evaluate=None,
-    show_progress: bool = True,
+    **loop,
 ) -> list[dict]:
     """Train the query tower of a two-tower ``BiEncoder`` in place against a fixed index; return the log.
 
-    ``d_emb`` (N, D): the corpus as the frozen document tower embeds it (``encode_corpus``); ``queries[i]``'s
-    relevant document is row ``positives[i]``, and ``relevant[i]`` (optional) holds every row relevant to it,
-    masked out of its negatives. Each step takes ``batch_size`` pairs (a new shuffle every pass) and
-    ``losses.corpus_softmax_loss``; the rest is ``train``'s.
+    Each step takes ``batch_size`` queries (a new shuffle every pass) and ``losses.corpus_softmax_loss``: every
+    document of the corpus competes with the positive, so the documents, which cannot move, give the model no
+    way to learn which of them tend to be relevant.
+
+    Args:
+        model: a ``BiEncoder(shared=False)``; its document tower is frozen here.
+        queries: the training queries' texts.
+        positives: ``positives[i]``, the row of ``d_emb`` relevant to ``queries[i]``.
+        d_emb: (N, D), the corpus as the frozen document tower embeds it (``encode_corpus``).
+        relevant: ``relevant[i]`` holds every row relevant to ``queries[i]``, masked out of its negatives.
+        batch_size, lr, temperature: as in ``train_bi_encoder``.
+        **loop: ``Loop``'s fields.
+
+    Returns:
+        the loop's log (``train``).
     """
+    loop = Loop(**loop)
     if model.shared:
         raise ValueError("the towers are shared, so training the query tower would move the documents too: "
                          "build the model with BiEncoder(shared=False).")
@@ -280,7 +328,7 @@ def train_query_tower(
     for param in model.doc_tower.parameters():
         param.requires_grad = False
     d_emb = torch.as_tensor(d_emb, dtype=torch.float32, device=model.device)  # (N, D), no gradient
-    batches = passes(len(queries), batch_size, seed)
+    batches = passes(len(queries), batch_size, loop.seed)
 
     def step_loss(step: int) -> torch.Tensor:
         chosen = next(batches)
@@ -294,54 +342,87 @@ def train_query_tower(
         return corpus_softmax_loss(q_emb, d_emb, target, temperature, exclude)
 
     groups = [{"params": [p for p in model.query_tower.parameters() if p.requires_grad], "lr": lr}]
-    return train(
-        model, step_loss, groups, steps, warmup, seed, log_every, evaluate, evaluate_every, on_evaluate,
-        show_progress=show_progress,
-    )
+    return train(model, step_loss, groups, loop)
 
 
-def train_cross_encoder(
-    model,
+GROUP_LOSSES = {  # loss name -> (student scores (G, W), teacher scores (G, W) or None) -> loss
+    "listwise": lambda scores, teacher: listwise_loss(scores),
+    "contrastive": lambda scores, teacher: listwise_loss(scores),  # distillation's control: the labels alone
+    "bce": None,  # group_bce_loss, with pos_weight
+    "margin_mse": margin_mse_loss,
+    "mse": score_mse_loss,
+    "kl": softmax_kl_loss,
+}
+TEACHER_LOSSES = ("margin_mse", "mse", "kl")
+
+
+def train_groups(
+    model: torch.nn.Module,
     groups: Sequence[tuple[str, str, Sequence[str]]],
-    steps: int = 40,
+    loss: str = "listwise",
+    teacher: torch.Tensor | None = None,
+    group_scores: Callable[[Sequence], torch.Tensor] | None = None,
     groups_per_step: int = 2,
     lr: float = 2e-5,
     head_lr: float = 1e-3,
-    warmup: int | None = None,
-    loss: str = "listwise",
     pos_weight: float | None = None,
-    seed: int = 0,
-    log_every: int = 10,
-    evaluate=None,
-    evaluate_every: int | None = None,
-    on_evaluate=None,
-    show_progress: bool = True,
+    **loop,
 ) -> list[dict]:
-    """Train a ``CrossEncoder`` in place on (query, positive, [negatives]) groups; return the log.
+    """Train a model that scores groups ``(query, positive, [negatives])`` in place; return the log. The one
+    trainer of cross-encoders (notebook 04) and of distilled students (notebook 06).
 
-    Each step scores ``groups_per_step`` groups, each its positive and its negatives, and takes
-    ``losses.listwise_loss`` over each group (``loss="listwise"``) or ``losses.group_bce_loss`` (``loss="bce"``:
-    label 1 for the positive, 0 for the negatives, ``pos_weight`` on the positive). The new head (and the
-    warm-start scale) learn at ``head_lr``, the encoder's trainable layers at ``lr``. Schedule, logging and
-    evaluation are ``train``'s.
+    Each step scores ``groups_per_step`` groups, (G, W) with the positive in column 0, and takes the ``loss``:
+
+    - from the labels: ``"listwise"`` (``losses.listwise_loss``; ``"contrastive"`` is the same, the name of
+      distillation's control run, which may be given the teacher's scores and ignores them) or ``"bce"``
+      (``losses.group_bce_loss``, ``pos_weight`` on the positive);
+    - from a ``teacher``'s scores of the same groups (G_all, W): ``"margin_mse"``, ``"mse"`` or ``"kl"``
+      (``losses.margin_mse_loss``, ``score_mse_loss``, ``softmax_kl_loss``).
+
+    Parameters named ``encoder.*`` or ``query_tower.*`` learn at ``lr``; the rest (a cross-encoder's head and
+    warm-start scale) at ``head_lr``; a frozen ``doc_tower`` never learns.
+
+    Args:
+        model: the model to train, in place.
+        groups: every group, each with the same number of negatives.
+        loss: one of ``GROUP_LOSSES``.
+        teacher: (len(groups), W) scores to learn from, for a teacher loss.
+        group_scores: ``group_scores(chosen groups) -> (G, W)`` scores with gradients (default: the model is a
+            cross-encoder, ``cross_encoder.group_logits``; a bi-encoder student passes
+            ``distill.bi_encoder_group_scores``).
+        groups_per_step: groups a step.
+        lr, head_lr: learning rates of the encoder and of the rest.
+        pos_weight: BCE's weight of the positive (``loss="bce"`` only).
+        **loop: ``Loop``'s fields.
+
+    Returns:
+        the loop's log (``train``).
     """
-    from .cross_encoder import group_pairs
+    from .cross_encoder import group_logits
 
-    if loss not in ("listwise", "bce"):
-        raise ValueError(f"unknown loss {loss!r}: use 'listwise' or 'bce'.")
+    loop = Loop(**loop)
+    if loss not in GROUP_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}: use one of {', '.join(GROUP_LOSSES)}.")
     if pos_weight is not None and loss != "bce":
         raise ValueError(f"pos_weight weighs the positive of a BCE loss, not of loss={loss!r}.")
-    batches = passes(len(groups), groups_per_step, seed)
+    if loss in TEACHER_LOSSES and teacher is None:
+        raise ValueError(f"loss={loss!r} learns from a teacher: give teacher=its scores of the groups (G, W).")
+    if teacher is not None and loss not in (*TEACHER_LOSSES, "contrastive"):  # the control run ignores them
+        raise ValueError(f"loss={loss!r} learns from the labels: teacher scores are for {', '.join(TEACHER_LOSSES)}.")
+    if teacher is not None and len(teacher) != len(groups):
+        raise ValueError(f"need one row of teacher scores per group, got {len(teacher)} rows for {len(groups)}.")
+    scorer = group_scores or (lambda chosen: group_logits(model, chosen))
+    batches = passes(len(groups), groups_per_step, loop.seed)
 
     def step_loss(step: int) -> torch.Tensor:
-        chosen = [groups[i] for i in next(batches)]
-        queries, docs, width = group_pairs(chosen)
-        logits = model(model.tokenize(queries, docs)).view(len(chosen), width)  # (G, 1 + negatives)
-        return listwise_loss(logits) if loss == "listwise" else group_bce_loss(logits, pos_weight)
+        chosen = next(batches)
+        scores = scorer([groups[i] for i in chosen])  # (G', W)
+        if loss == "bce":
+            return group_bce_loss(scores, pos_weight)
+        return GROUP_LOSSES[loss](scores, None if teacher is None else teacher[chosen].to(scores.device))
 
-    head = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("encoder.")]
-    return train(
-        model, step_loss, [{"params": body, "lr": lr}, {"params": head, "lr": head_lr}], steps, warmup, seed,
-        log_every, evaluate, evaluate_every, on_evaluate, show_progress=show_progress,
-    )
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    body = [p for n, p in trainable if n.startswith(("encoder.", "query_tower."))]
+    head = [p for n, p in trainable if not n.startswith(("encoder.", "query_tower.", "doc_tower."))]
+    param_groups = [{"params": body, "lr": lr}] + ([{"params": head, "lr": head_lr}] if head else [])
+    return train(model, step_loss, param_groups, loop)
