@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from xencoder_lab import checkpoints, recipes
+from xencoder_lab import checkpoints, recipe_training, recipes
 from xencoder_lab.checkpoints import load_model, save_model
 from xencoder_lab.colbert import ColBERT
 from xencoder_lab.poly_encoder import PolyEncoder
@@ -135,7 +135,7 @@ def test_training_probe_is_sensitive_to_the_loss(monkeypatch):
     original = losses.scores_loss
     monkeypatch.setattr("xencoder_lab.training.scores_loss",
                         lambda scores, t: original(scores, 2 * t))  # another loss, same shapes
-    assert not checkpoints.close_enough(stored, recipes.bi_encoder_training_probe())
+    assert not checkpoints.close_enough(stored, recipe_training.bi_encoder_training_probe())
 
 
 @pytest.mark.skipif(not (checkpoints.CHECKPOINTS / "bi-encoder").exists(), reason="no committed bi-encoder")

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from xencoder_lab import distill, losses, recipes
+from xencoder_lab import distill, losses, recipe_training, recipes
+from xencoder_lab import settings as recipe_settings
 from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.cross_encoder import CrossEncoder, group_logits, score_groups, small_cross_encoder
 from xencoder_lab.training import GROUP_LOSSES, TEACHER_LOSSES, freeze_lower_layers, train_groups
@@ -43,8 +44,8 @@ def test_losses_check_shapes_and_margins():
 def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
     """The distilled bi-encoder's recipe trains the query tower alone: the documents' tower gets no gradient and
     the corpus embeddings of the base model stay valid."""
-    settings = {**recipes.DISTILLED_BI_ENCODER, "max_length": 32, "train_top_layers": 1}
-    model, trainable = recipes._distilled_student(settings)
+    settings = {**recipe_settings.DISTILLED_BI_ENCODER, "max_length": 32, "train_top_layers": 1}
+    model, trainable = recipe_training.distilled_student(settings)
     assert not model.shared and trainable and all(name.startswith("encoder.layer.5.") for name in trainable)
     before = {n: p.detach().clone() for n, p in model.doc_tower.named_parameters()}
     q_before = model.query_tower.encoder.layer[5].output.dense.weight.detach().clone()
@@ -54,7 +55,7 @@ def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
     assert all(p.grad is None and torch.equal(p, before[n]) for n, p in model.doc_tower.named_parameters())
     assert not torch.equal(model.query_tower.encoder.layer[5].output.dense.weight, q_before)
     with pytest.raises(ValueError, match='use "frozen" or "shared"'):
-        recipes._distilled_student({**settings, "document_tower": "both"})
+        recipe_training.distilled_student({**settings, "document_tower": "both"})
 
 
 def test_small_cross_encoder_keeps_the_bottom_layers(teacher):
@@ -126,7 +127,7 @@ def test_recipes_refuse_bad_settings_changes(capsys):
 
 def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):
     monkeypatch.setattr(recipes.checkpoints, "CHECKPOINTS", tmp_path)
-    settings = {**recipes.BI_ENCODER, "negative_depth": None}
+    settings = {**recipe_settings.BI_ENCODER, "negative_depth": None}
     manifest = {"command": "python -m xencoder_lab.recipes bi-encoder", "steps": 3, "metrics": {"all": 0.5},
                 "train_seconds": 1, "hardware": {}}
     run = recipes._record("bi-encoder", settings, manifest, overwrite=False)
@@ -140,7 +141,7 @@ def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):
 
 def test_a_recorded_variant_keeps_its_per_query_figures_for_paired_tests(tmp_path, monkeypatch):
     monkeypatch.setattr(recipes.checkpoints, "CHECKPOINTS", tmp_path)
-    settings = {**recipes.QUERY_TOWER, "corpus_queries": "title"}
+    settings = {**recipe_settings.QUERY_TOWER, "corpus_queries": "title"}
     per_query = {"fine-tuned": {"unseen": {"q1": 0.5, "q2": 1.0}}, "zero-shot": {"unseen": {"q1": 0.5, "q2": 0.5}}}
     manifest = {"command": "python -m xencoder_lab.recipes query-tower", "steps": 3, "train_seconds": 1,
                 "hardware": {}, "metrics": {"fine-tuned": {"unseen": {"ndcg@10": 0.75}}}, "per_query": per_query}

@@ -1,8 +1,11 @@
+import numpy as np
 import pytest
 
 from xencoder_lab import bi_encoder as bi_encoder_module
+from xencoder_lab.bm25 import BM25
 from xencoder_lab.cache import ScoreCache
 from xencoder_lab.pipeline import Pipeline
+from xencoder_lab.retrieval import DenseRetriever
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,15 @@ def test_bad_input(toy):
         Pipeline(toy, first_stage="faiss")
     with pytest.raises(ValueError, match="score_cache needs a reranker"):
         Pipeline(toy, first_stage="bm25", score_cache=ScoreCache(10))
+
+
+def test_a_store_or_a_scorer_of_the_wrong_kind_is_refused_when_the_pipeline_is_built(toy):
+    """A DenseRetriever searches embeddings: the pipeline used to accept it and fail at its first query."""
+    store = DenseRetriever(np.eye(len(toy.corpus), dtype=np.float32), list(toy.corpus))
+    with pytest.raises(TypeError, match="searches embeddings, not texts.*DenseSearcher"):
+        Pipeline(toy, first_stage=store)
+    with pytest.raises(TypeError, match="must score texts"):
+        Pipeline(toy, first_stage="bm25", reranker=BM25(["a b"], ["d"]))
 
 
 def test_fusion_interpolates_the_two_stages(toy, reranker):

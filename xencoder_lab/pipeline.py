@@ -40,7 +40,8 @@ from .bm25 import BM25
 from .cache import ScoreCache
 from .cross_encoder import CrossEncoder, pair_key, rerank, score_candidates
 from .data import Dataset, document_text, empty_documents
-from .retrieval import search_empty_last, searcher_for
+from .retrieval import DenseRetriever, search_empty_last, searcher_for
+from .store import QdrantStore
 
 
 @dataclass
@@ -105,6 +106,12 @@ class Pipeline:
         self.texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
         self.empty = empty_documents(ds)  # ranked last by every stage; the warning once, here
         self.reranker, self.score_cache = reranker, score_cache
+        if isinstance(first_stage, (DenseRetriever, QdrantStore)):
+            raise TypeError(f"a {type(first_stage).__name__} searches embeddings, not texts: give the pipeline "
+                            "DenseSearcher(model, ds, store=it), which encodes each query with the model first.")
+        if reranker is not None and not callable(getattr(reranker, "score", None)):
+            raise TypeError(f"the reranker must score texts, score(query, docs) -> logits (a CrossEncoder); got a "
+                            f"{type(reranker).__name__}.")
         if isinstance(first_stage, BiEncoder) or hasattr(first_stage, "searcher"):
             self.first_stage = searcher_for(first_stage, ds)  # the corpus embedded once, from the cache
         elif isinstance(first_stage, str) and first_stage == "bm25":
