@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Callable, Mapping
 
 import psutil
+
+from xencoder_lab.timing import Stopwatch
 
 
 def measure(run: Callable, items):
@@ -20,9 +21,9 @@ def measure(run: Callable, items):
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    start = time.perf_counter()
+    watch = Stopwatch()
     output = run(items)
-    seconds = time.perf_counter() - start
+    seconds = watch.seconds
     done.set()
     sampler.join()
     return seconds, max(peak[0], process.memory_info().rss - base) / 2**20, output

@@ -38,7 +38,6 @@ clusters (at 1.0 a copy keeps a cosine of about 0.7 with its source, 0.5 with a 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -47,21 +46,16 @@ from xencoder_lab import corpus_embeddings, retrieval
 from xencoder_lab.course_models import load_bi_encoder
 from xencoder_lab.data import load_beir
 from xencoder_lab.retrieval import DenseRetriever, recall_at, synthetic_embeddings
+from xencoder_lab.timing import Stopwatch, time_calls
 
 K = 10
 
 
 def timed_queries(retriever: DenseRetriever, q_emb: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
-    """Each query searched alone, as a user sends it: (top-K ids per query, seconds per query)."""
-    for q in q_emb[:5]:  # warm-up
-        retriever.search(q[None], k=K)
-    ids, seconds = [], []
-    for q in q_emb:
-        start = time.perf_counter()
-        found, _ = retriever.search(q[None], k=K)  # (1, D) -> ids of one query
-        seconds.append(time.perf_counter() - start)
-        ids.append(found[0])
-    return ids, np.array(seconds)
+    """Each query searched alone, as a user sends it, after 5 warm-up searches: (top-K ids per query, seconds
+    per query (Q,))."""
+    timed = list(time_calls(lambda q: retriever.search(q[None], k=K)[0][0], q_emb, warmup=5))  # (1, D) -> ids
+    return [ids for ids, _ in timed], np.array([seconds for _, seconds in timed])
 
 
 def main(argv=None):
@@ -120,18 +114,18 @@ def main(argv=None):
         print(f"{key:18} {setting:14} {build:8.1f} {row['bytes']:10.1f} {recall:9.3f} {row['p50']:8.3f} "
               f"{row['p95']:8.3f} {row['speedup']:7.1f}x", flush=True)
 
-    start = time.perf_counter()
+    watch = Stopwatch()
     flat = DenseRetriever(d_emb, ids)
-    build = time.perf_counter() - start
+    build = watch.seconds
     exact, _ = flat.search(q_emb, k=K)  # the ground truth, all queries at once
     print(header)
     measure("Flat", "exact", flat, build)
     del flat
     for name in args.indexes.split(","):
         key, knob, values = plans[name]
-        start = time.perf_counter()
+        watch = Stopwatch()
         retriever = DenseRetriever(d_emb, ids, index=key, train_size=None if name == "hnsw" else train)
-        build = time.perf_counter() - start
+        build = watch.seconds
         for value in map(int, values.split(",")):
             measure(key, f"{knob}={value}", retriever.set_search(**{knob: value}), build)
         del retriever

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -32,6 +31,7 @@ from xencoder_lab.cache import ScoreCache, zipf_stream
 from xencoder_lab.course_models import load_cross_encoder
 from xencoder_lab.data import load_beir
 from xencoder_lab.pipeline import Pipeline
+from xencoder_lab.timing import Stopwatch
 
 
 def main(argv=None):
@@ -62,9 +62,9 @@ def main(argv=None):
         order = sizes[i % len(sizes):] + sizes[: i % len(sizes)]
         ids = {}
         for size in order:
-            start = time.perf_counter()
+            watch = Stopwatch()
             ids[size] = pipes[size].search(query, args.k1, args.k2).ids
-            seconds[size].append(time.perf_counter() - start)
+            seconds[size].append(watch.seconds)
         for size in sizes:
             same[size] += ids[size] == ids[0]
         if (i + 1) % 25 == 0:

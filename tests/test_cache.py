@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from xencoder_lab.cache import ScoreCache, atomic_write, cache_dir, cache_key, load_or_compute
+from xencoder_lab.cache import ScoreCache, atomic_folder, atomic_write, cache_dir, cache_key, load_or_compute
 
 
 def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
@@ -60,6 +60,38 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         atomic_write(target, crash)
     assert target.read_text() == "good"
     assert os.listdir(tmp_path) == ["entry.npy"]  # no temporary file left behind
+
+
+def test_atomic_folder_is_whole_or_absent(tmp_path):
+    """A crash mid-write leaves the old folder (or none) and no temporary folder; a finished write replaces the old
+    folder, or keeps it as .previous; a stray entry in the new folder is written, not merged with the old one."""
+    target = tmp_path / "model"
+
+    def write(text, **options):
+        with atomic_folder(target, **options) as tmp:
+            (tmp / "sub").mkdir()
+            (tmp / "sub" / "weights").write_text(text)
+            if text == "half":
+                raise RuntimeError("killed mid-write")
+
+    def tree():
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+    with pytest.raises(RuntimeError):
+        write("half")
+    assert tree() == []  # nothing half-written, no temporary left
+    write("v1")
+    with pytest.raises(RuntimeError):
+        write("half")
+    assert tree() == ["model", "model/sub", "model/sub/weights"] and (target / "sub" / "weights").read_text() == "v1"
+    (target / "old-only").write_text("x")
+    write("v2")
+    assert tree() == ["model", "model/sub", "model/sub/weights"] and (target / "sub" / "weights").read_text() == "v2"
+    write("v3", keep_previous=True)
+    write("v4", keep_previous=True)  # the older .previous (v2) goes
+    assert (target / "sub" / "weights").read_text() == "v4"
+    assert (tmp_path / "model.previous" / "sub" / "weights").read_text() == "v3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "model.previous"]
 
 
 def by_length(keys, log=None):

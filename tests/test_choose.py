@@ -2,7 +2,7 @@
 
 import pytest
 
-from xencoder_lab.choose import System, choose, deployment, pareto_front
+from xencoder_lab.choose import System, choose, deployment, median_ms, pareto_front
 
 BM25 = System("BM25", {"all": 0.678, "unseen": 0.678}, query_ms=0.0, per_doc_ms=4e-3)
 BI = System("bi", {"all": 0.708, "unseen": 0.679}, query_ms=15.0, per_doc_ms=6e-5, bytes_per_doc=1536)
@@ -53,3 +53,11 @@ def test_deployment_shards_by_memory_and_keeps_copies():
     assert large["shards"] == 4 and large["machines"] == 8  # 153.6 GB at 44.8 GB a machine
     assert large["encoding hours"] == pytest.approx(10 * small["encoding hours"], rel=0.05)  # rounded to 0.1 h
     assert deployment(BI, 100_000_000, 30, replicas=3)["machines"] == 12
+
+
+def test_median_ms_warms_up_then_times_each_input_alone():
+    calls = []
+    assert median_ms(calls.append, [1, 2, 3], warmup=2) >= 0
+    assert calls == [1, 2, 1, 2, 3]  # two unmeasured calls, then one per input
+    with pytest.raises(ValueError, match="no inputs to time"):
+        median_ms(calls.append, [])

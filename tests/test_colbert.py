@@ -85,6 +85,16 @@ def test_index_search_and_rerank_match_maxsim(colbert, toy, tmp_path):
     assert len(result.ids) == 2 and document_text(toy.corpus[result.ids[0]])
 
 
+def test_rerank_run_breaks_ties_in_first_stage_order(colbert, toy, tmp_path, monkeypatch):
+    index = ColbertIndex(colbert, toy, cache_root=tmp_path)
+    tied = np.array([1.0, 2.0, 1.0, 2.0, -0.0, 0.0], dtype=np.float32)  # MaxSim of the top 6, two ties and 0 = -0
+    monkeypatch.setattr(index, "rerank", lambda q, rows, mask_with="-inf": tied[: len(rows)])
+    first = {"q": index.ids[:8]}
+    reranked = index.rerank_run({"q": QUERIES[0]}, first, depth=6, query_vectors=np.zeros((1, 32, 128)))["q"]
+    assert reranked == [first["q"][i] for i in np.argsort(-tied, kind="stable")] + first["q"][6:]
+    assert reranked == [first["q"][i] for i in (1, 3, 0, 2, 4, 5, 6, 7)]
+
+
 def test_training_lowers_the_loss(colbert, toy):
     model = copy.deepcopy(colbert)
     lora = add_lora(model.tower, rank=4, train_top=1)

@@ -30,13 +30,14 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -85,6 +86,47 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike, keep_previous: bool = False) -> Iterator[Path]:
+    """Write a folder in full under a temporary name beside it, then rename it to ``folder`` in one step.
+
+    A reader sees the old folder or the complete new one, never a half-written one; if the block raises, the
+    temporary folder is deleted and ``folder`` is left as it was. An existing ``folder`` is replaced (whether it
+    may be is the caller's to check): deleted once the new one is in place, or moved to ``<folder>.previous``
+    with ``keep_previous`` (replacing an older one there).
+
+    Args:
+        folder: where the folder ends up; its parent is made if needed.
+        keep_previous: keep the folder it replaces as ``<folder>.previous``.
+
+    Yields:
+        The empty temporary folder (a ``Path``) to write into; it becomes ``folder`` when the block ends.
+
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with atomic_folder(Path(tmp) / "model") as staging:
+    ...         _ = (staging / "weights.bin").write_bytes(b"...")
+    ...     sorted(p.name for p in Path(tmp).rglob("*"))
+    ['model', 'weights.bin']
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the folder it becomes is not
+    try:
+        yield tmp
+        aside = None
+        if folder.exists():  # out of the way first: a folder cannot be renamed onto a non-empty one
+            aside = (folder.with_name(folder.name + ".previous") if keep_previous
+                     else Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent)) / folder.name)
+            shutil.rmtree(aside, ignore_errors=True)  # an older .previous
+            os.replace(folder, aside)
+        os.replace(tmp, folder)
+        if aside is not None and not keep_previous:
+            shutil.rmtree(aside.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 CORRUPT = (ValueError, EOFError, KeyError, zipfile.BadZipFile)  # what numpy and json raise on a cut-short file

@@ -29,8 +29,6 @@ import hashlib
 import json
 import os
 import platform
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -39,7 +37,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .assets import CHECKPOINTS  # noqa: F401 (re-exported) in a wheel or in the repository: see assets
-from .cache import atomic_write
+from .cache import atomic_folder, atomic_write
 from .data import document_text
 
 MAX_BYTES = 25 * 2**20  # per checkpoint; 60 MB for all of them together
@@ -131,19 +129,9 @@ def save_checkpoint(
     size = sum(t.numel() * t.element_size() for t in tensors.values())
     if size > MAX_BYTES:
         raise ValueError(f"{size / 2**20:.1f} MB is over the {MAX_BYTES / 2**20:.0f} MB a course checkpoint may take.")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is for everyone who uses the course
-    try:
+    with atomic_folder(folder, keep_previous=True) as tmp:
         save_file(tensors, str(tmp / "weights.safetensors"))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-        if folder.exists():
-            previous = folder.with_name(folder.name + ".previous")
-            shutil.rmtree(previous, ignore_errors=True)
-            os.replace(folder, previous)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
+
+from .timing import time_calls
 
 
 @dataclass
@@ -144,20 +145,10 @@ def deployment(system: System, corpus_size: int, encode_docs_per_s: float, machi
 
 
 def median_ms(fn: Callable[[object], object], inputs: Iterable, warmup: int = 1) -> float:
-    """Median milliseconds of ``fn(x)`` over ``inputs``, each call alone, after ``warmup`` unmeasured calls on the
-    first input (first calls allocate): the latency a user meets, not a batch's throughput.
+    """Median milliseconds of ``fn(x)`` over ``inputs``, each call alone, after ``warmup`` unmeasured calls
+    (``timing.time_calls``): the latency a user meets, not a batch's throughput.
 
     >>> median_ms(lambda x: sum(range(x)), [10, 10, 10]) < 100
     True
     """
-    inputs = list(inputs)
-    if not inputs:
-        raise ValueError("no inputs to time: give at least one.")
-    for _ in range(warmup):
-        fn(inputs[0])
-    seconds = []
-    for x in inputs:
-        start = time.perf_counter()
-        fn(x)
-        seconds.append(time.perf_counter() - start)
-    return 1000 * statistics.median(seconds)
+    return 1000 * statistics.median(seconds for _, seconds in time_calls(fn, inputs, warmup))

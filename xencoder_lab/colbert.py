@@ -38,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import cross_encoder
 from .batching import eval_mode, pad_batch
 from .cache import load_or_compute
 from .data import Dataset, document_text
@@ -255,17 +256,17 @@ class ColbertIndex:
     def rerank_run(self, queries: Mapping[str, str], run: Mapping[str, Sequence[str]], depth: int = 100,
                    mask_with: str = "-inf", query_vectors: np.ndarray | None = None) -> dict[str, list[str]]:
         """A first stage's ``run`` ({query id: ranked ids}) with each query's top ``depth`` reordered by exact
-        MaxSim; the rest keep their order. ``queries``: {query id: text}; ``query_vectors`` (n, Lq, dim), in
-        ``run``'s order, saves encoding them again when the same queries are reranked several times."""
+        MaxSim (``cross_encoder.rerank``: ties keep the first stage's order); the rest keep their order.
+        ``queries``: {query id: text}; ``query_vectors`` (n, Lq, dim), in ``run``'s order, saves encoding them
+        again when the same queries are reranked several times."""
         row = {doc_id: i for i, doc_id in enumerate(self.ids)}
-        qids = list(run)
-        Q = self.model.encode_queries([queries[q] for q in qids]) if query_vectors is None else query_vectors
-        out = {}
-        for qid, q in zip(qids, Q):
-            top = list(run[qid][:depth])
-            scores = self.rerank(q, [row[d] for d in top], mask_with)  # (depth,)
-            out[qid] = [top[i] for i in np.argsort(-scores, kind="stable")] + list(run[qid][depth:])
-        return out
+        run = {q: list(ranking) for q, ranking in run.items()}
+        Q = self.model.encode_queries([queries[q] for q in run]) if query_vectors is None else query_vectors
+        scores = {}  # {query id: {doc id: MaxSim}} over each top depth
+        for (qid, ranking), q in zip(run.items(), Q):
+            top = ranking[:depth]
+            scores[qid] = dict(zip(top, self.rerank(q, [row[d] for d in top], mask_with).tolist()))
+        return cross_encoder.rerank(run, scores, depth)
 
     def exhaustive(self, Q: np.ndarray, chunk: int = 262_144) -> np.ndarray:
         """Exact MaxSim scores (N,) of one query's vectors Q (Lq, dim) against every document: Q @ tokens.T a

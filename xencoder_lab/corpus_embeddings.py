@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,8 @@ from . import checkpoints, metrics
 from .bi_encoder import CORPUS_CACHE, BiEncoder, corpus_cache_parts, encode_corpus
 from .cache import store
 from .data import Dataset, document_text, load_beir
-from .retrieval import DenseRetriever
+from .retrieval import DenseRetriever, DenseSearcher, run_queries
+from .timing import Stopwatch
 
 PATH = checkpoints.CHECKPOINTS / "bi-encoder" / "corpus_embeddings.npz"
 COMMAND = "python -m xencoder_lab.corpus_embeddings"
@@ -46,30 +46,25 @@ COMMAND = "python -m xencoder_lab.corpus_embeddings"
 def make(models: dict[str, BiEncoder], test: Dataset, show_progress=None, cache_root=None) -> dict[str, np.ndarray]:
     """Embed (through the disk cache) ``test``'s corpus with each of ``models`` (name -> model); return the file's
     arrays, with the nDCG@10 of each model's embeddings on ``test``'s queries in ``meta``."""
-    start = time.perf_counter()
+    watch = Stopwatch()
     arrays, entries, quality = {}, {}, {}
     for name, model in models.items():
         d_emb = encode_corpus(model, test, show_progress=show_progress, cache_root=cache_root)  # (N, D) float32
         arrays[name] = d_emb
         entries[name] = corpus_cache_parts(model, test)
-        q_emb = model.encode_queries(list(test.queries.values()))  # (Q, D)
-        quality[name] = metrics.evaluate(_run(d_emb, q_emb, test), test.qrels, ["ndcg@10"])["ndcg@10"]
+        searcher = DenseSearcher(model, test, store=DenseRetriever(d_emb, list(test.corpus)))
+        quality[name] = metrics.evaluate(run_queries(searcher, test, k=10), test.qrels, ["ndcg@10"])["ndcg@10"]
     meta = {
         "about": f"{test.name}'s corpus embedded by the course bi-encoders (see xencoder_lab.corpus_embeddings)",
         "command": COMMAND,
         "entries": entries,
         f"ndcg@10 on {test.name} {test.split}": quality,
-        "seconds": round(time.perf_counter() - start),
+        "seconds": round(watch.seconds),
         "seconds_note": "wall time of this run; embeddings already in the disk cache were read back, not computed",
         "hardware": checkpoints.hardware(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     return {**arrays, "meta": np.array(json.dumps(meta))}
-
-
-def _run(d_emb: np.ndarray, q_emb: np.ndarray, ds: Dataset, k: int = 10) -> dict[str, list[str]]:
-    ids, _ = DenseRetriever(d_emb, list(ds.corpus)).search(q_emb, k=k)
-    return dict(zip(ds.queries, ids))
 
 
 def save(arrays: dict[str, np.ndarray], path: str | Path = PATH, overwrite: bool = False) -> Path:

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import tarfile
 import tempfile
 import urllib.request
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .assets import TOY_PATH  # noqa: F401 (re-exported) in a wheel or in the repository: see assets
-from .cache import cache_dir
+from .cache import atomic_folder, cache_dir
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 # Collections the course uses that BEIR does not publish: a SMART-format tarball, converted by convert_smart.
@@ -186,14 +185,15 @@ def download_beir(name: str, target: Path, url: str | None = None) -> Path:
     """Download and unzip the public BEIR ``name.zip`` into ``target/name``, checking file checksums (CACM, which
 BEIR does not publish, comes from its SMART-format tarball and is converted, ``convert_smart``).
 
-    The folder appears only once everything is unpacked and checked (unzip to a temporary folder, then
-    rename), so an interrupted download never looks like a dataset.
+    The folder appears only once everything is unpacked and checked (unzipped in a temporary folder, then
+    renamed into place: ``cache.atomic_folder``), so an interrupted download never looks like a dataset.
     """
     from tqdm.auto import tqdm
 
     url = url or SMART_URLS.get(name) or BEIR_URL.format(name=name)
     target.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target) as tmp:
+    final = target / name
+    with tempfile.TemporaryDirectory(dir=target) as tmp, atomic_folder(final) as dataset:
         archive = Path(tmp) / f"{name}.archive"
         with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -219,10 +219,8 @@ BEIR does not publish, comes from its SMART-format tarball and is converted, ``c
                     f"checksum mismatch for {name}/{rel} from {url}: got {actual}, expected {expected}. "
                     "The download is corrupt or the file changed upstream; delete it and try again."
                 )
-        final = target / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(unpacked, final)
+        for part in list(unpacked.iterdir()):
+            os.replace(part, dataset / part.name)
     return final
 
 

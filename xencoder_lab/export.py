@@ -27,7 +27,6 @@ installed. A bi-encoder folder needs neither.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from sentence_transformers.base.modules import Module, Normalize, Transformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
 from .bi_encoder import BiEncoder
+from .cache import atomic_folder
 from .cross_encoder import CrossEncoder
 
 POOLINGS = ("mean", "cls")  # sentence-transformers' Pooling has both under these names; 'pooler' it has not
@@ -131,23 +131,10 @@ def to_sentence_transformers(
     if folder.is_file() or (folder.exists() and any(folder.iterdir()) and not (folder / "modules.json").exists()):
         raise ValueError(f"{folder} holds no sentence-transformers model: not replacing it, even with overwrite=True.")
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; an exported model is for whoever loads it
-    try:
-        with tempfile.TemporaryDirectory() as staging:  # the weights as they are now, for the Transformer to load
-            encoder.save_pretrained(staging)
-            model.tokenizer.save_pretrained(staging)
-            _sentence_transformers_model(model, staging).save(str(tmp), create_model_card=False)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-            os.replace(tmp, folder)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(folder) as tmp, tempfile.TemporaryDirectory() as staging:
+        encoder.save_pretrained(staging)  # the weights as they are now, for the Transformer to load
+        model.tokenizer.save_pretrained(staging)
+        _sentence_transformers_model(model, staging).save(str(tmp), create_model_card=False)
     return folder
 
 

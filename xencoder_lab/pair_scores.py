@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from .data import Dataset, document_text, load_beir, split_validation
 from .models import model_fingerprint
 from .protocol import OUT_OF_DOMAIN
 from .retrieval import dense_run, run_queries
+from .timing import Stopwatch
 
 PATH = checkpoints.CHECKPOINTS / "cross-encoder" / "pairs.npz"
 MODELS = ("cross-encoder", "small-cross-encoder")  # the course checkpoints a file is shipped for, beside each
@@ -62,7 +62,7 @@ def make(
 ) -> dict[str, np.ndarray]:
     """Score (through the disk cache) the pairs of BM25's and ``bi_encoder``'s top ``depth`` for every query of
     ``datasets`` (default ``course_datasets()``); return the file's arrays."""
-    start = time.perf_counter()
+    watch = Stopwatch()
     rows = []
     for (name, split), ds in (datasets or course_datasets()).items():
         bm25 = BM25([document_text(doc) for doc in ds.corpus.values()], list(ds.corpus))
@@ -76,7 +76,7 @@ def make(
         "max_length": model.max_length,
         "depth": depth,
         "pairs": len(rows),
-        "seconds": round(time.perf_counter() - start),
+        "seconds": round(watch.seconds),
         "seconds_note": "wall time of this run; pairs already in the disk cache were read back, not scored",
         "hardware": checkpoints.hardware(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -29,7 +29,6 @@ scored among other pairs is padded to another length), as with ``run``'s disk ca
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -40,8 +39,9 @@ from .bm25 import BM25
 from .cache import ScoreCache
 from .cross_encoder import CrossEncoder, pair_key, rerank, score_candidates
 from .data import Dataset, document_text, empty_documents
-from .retrieval import DenseRetriever, search_empty_last, searcher_for
+from .retrieval import DenseRetriever, scored_run, search_empty_last, searcher_for
 from .store import QdrantStore
+from .timing import Stopwatch, time_calls
 
 
 @dataclass
@@ -128,10 +128,10 @@ class Pipeline:
             raise ValueError("the query is empty: give a query with at least one word.")
         if not 1 <= k2 <= k1:
             raise ValueError(f"k2={k2} must be between 1 and k1={k1}: the reranker only sees the top k1.")
-        start = time.perf_counter()
+        watch = Stopwatch()
         ids, scores = search_empty_last(self.first_stage, [query], k1, self.empty)
         first, first_scores = ids[0], dict(zip(ids[0], scores[0].tolist()))
-        middle = time.perf_counter()
+        first_seconds = watch.seconds
         if self.reranker is None:
             top, top_scores = first[:k2], [first_scores[d] for d in first[:k2]]
         else:
@@ -140,16 +140,14 @@ class Pipeline:
             scores_q = self._final(first_scores, dict(zip(read, logits.tolist())))
             top = rerank({"q": first}, {"q": scores_q}, depth=k1)["q"][:k2]
             top_scores = [scores_q[d] for d in top]
-        end = time.perf_counter()
-        return Result(top, top_scores, first, {"first_stage": middle - start, "rerank": end - middle})
+        seconds = {"first_stage": first_seconds, "rerank": watch.seconds - first_seconds}
+        return Result(top, top_scores, first, seconds)
 
     def stage_seconds(self, queries: Sequence[str], k1: int = 100, k2: int = 10) -> dict[str, np.ndarray]:
-        """Seconds of each stage for each query searched alone (after one unmeasured warm-up search), as a user
-        meets them: ``{"first_stage": (Q,), "rerank": (Q,)}``."""
-        if not queries:
-            raise ValueError("no queries to time: give at least one.")
-        self.search(queries[0], k1=k1, k2=k2)  # warm-up: first calls allocate
-        timings = [self.search(query, k1=k1, k2=k2).seconds for query in queries]
+        """Seconds of each stage for each query searched alone (after one unmeasured warm-up search,
+        ``timing.time_calls``), as a user meets them: ``{"first_stage": (Q,), "rerank": (Q,)}``."""
+        searches = time_calls(lambda query: self.search(query, k1=k1, k2=k2), queries)
+        timings = [result.seconds for result, _ in searches]  # the stages timed inside each search
         return {stage: np.array([t[stage] for t in timings]) for stage in timings[0]}
 
     def _logits(self, query: str, docs: Sequence[str]) -> np.ndarray:
@@ -173,15 +171,14 @@ class Pipeline:
         documents last."""
         if not 1 <= k1 <= k:
             raise ValueError(f"k1={k1} must be between 1 and k={k}: only the first stage's top k can be reranked.")
-        qids = list(self.ds.queries)
-        ids, scores = search_empty_last(self.first_stage, [self.ds.queries[q] for q in qids], k, self.empty)
-        run = dict(zip(qids, ids))
+        first = scored_run(self.first_stage, self.ds, k, self.empty)  # {query id: {doc id: score}}, best first
+        run = {q: list(scores) for q, scores in first.items()}
         if self.reranker is None:
             return run
         read = {q: [d for d in ranking[:k1] if d not in self.empty] for q, ranking in run.items()}
         logits = score_candidates(self.reranker, self.ds, [read], depth=k1, show_progress=show_progress)
         final = {
-            q: self._final(dict(zip(ranking[:k1], row[:k1].tolist())), logits.get(q, {}))  # {}: every candidate empty
-            for q, ranking, row in zip(qids, ids, scores)
+            q: self._final({d: first[q][d] for d in ranking[:k1]}, logits.get(q, {}))  # {}: every candidate empty
+            for q, ranking in run.items()
         }
         return rerank(run, final, depth=k1)

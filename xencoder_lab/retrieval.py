@@ -331,7 +331,7 @@ class DenseSearcher:
 def search_empty_last(searcher, queries, k: int, empty: AbstractSet[str]) -> tuple[list[list[str]], np.ndarray]:
     """``searcher.search(queries, k)`` with the documents ``empty`` (``data.empty_documents``) placed after every
     non-empty one, their scores set to -inf, the searcher's order kept otherwise. Where every ranking of a
-    first stage is built (``run_queries``, ``pipeline.Pipeline``), whatever the model thinks of [CLS] [SEP].
+    first stage is built (``scored_run``, ``pipeline.Pipeline.search``), whatever the model thinks of [CLS] [SEP].
 
     The searcher is asked for ``k + len(empty)`` documents (at most the corpus), so a list still holds the top
     ``k`` non-empty documents when there are that many: an empty document only fills a list the non-empty ones
@@ -356,12 +356,38 @@ def search_empty_last(searcher, queries, k: int, empty: AbstractSet[str]) -> tup
     return out, out_scores
 
 
+def scored_run(searcher, ds, k: int = 100, empty: AbstractSet[str] | None = None) -> dict[str, dict[str, float]]:
+    """Every query of ``ds`` searched by a first stage: the one place a run is built from a searcher.
+
+    Args:
+        searcher: any first stage with ``search(texts, k) -> (ids, scores (Q, k))``: ``bm25.BM25``,
+            ``DenseSearcher``, ``hybrid.Hybrid``, ``colbert.ColbertIndex``...
+        ds: the dataset whose queries are searched, over the corpus the searcher holds.
+        k: documents per query.
+        empty: the ids of ``ds``'s empty documents, when known (``data.empty_documents``, which warns, by default).
+
+    Returns:
+        ``{query id: {doc id: first-stage score}}``, each query's top ``k`` best first (the dict's order), empty
+        documents last with score -inf (``search_empty_last``).
+
+    >>> from xencoder_lab.bm25 import BM25
+    >>> from xencoder_lab.data import Dataset
+    >>> texts = {"a": "aspirin and heart attacks", "b": "measles vaccine", "c": ""}
+    >>> ds = Dataset("mini", "test", {d: {"text": t} for d, t in texts.items()}, {"q1": "measles vaccines"}, {})
+    >>> scored_run(BM25(list(texts.values()), list(texts)), ds, k=3, empty={"c"})
+    {'q1': {'b': 0.98..., 'a': 0.0, 'c': -inf}}
+    """
+    qids = list(ds.queries)
+    empty = empty_documents(ds) if empty is None else empty
+    ids, scores = search_empty_last(searcher, [ds.queries[q] for q in qids], k, empty)
+    return {q: dict(zip(ranking, row.tolist())) for q, ranking, row in zip(qids, ids, scores)}
+
+
 def run_queries(searcher, ds, k: int = 100) -> dict[str, list[str]]:
     """``{query id: top-k document ids}`` for every query of ``ds``, from any first stage with
-    ``search(texts, k)`` (``bm25.BM25``, ``DenseSearcher``); empty documents last (``search_empty_last``)."""
-    qids = list(ds.queries)
-    ids, _ = search_empty_last(searcher, [ds.queries[q] for q in qids], k, empty_documents(ds))
-    return dict(zip(qids, ids))
+    ``search(texts, k)`` (``bm25.BM25``, ``DenseSearcher``): ``scored_run`` without the scores; empty documents
+    last."""
+    return {q: list(ranking) for q, ranking in scored_run(searcher, ds, k).items()}
 
 
 def searcher_for(model, ds, cache_root: str | os.PathLike | None = None):
