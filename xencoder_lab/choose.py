@@ -8,9 +8,17 @@ corpus's vectors, tokens or postings):
 
     ms(N) = (query_ms + per_doc_ms * N + rerank_ms) / speedup          speedup: other hardware, measured there
 
-``choose`` takes the best system on the column that matters among those whose predicted latency fits the budget;
-``pareto_front`` names the systems no other beats on both quality and latency; ``deployment`` scales one system
-to a corpus that needs more than one machine.
+A dense system can also search through a measured approximate index (``System.indexes``, ``index_model.Index``:
+HNSW, IVF-Flat, IVF-PQ), which replaces the exact scan ``per_doc_ms * N`` by the index's search time scaled from
+its measured size to N, and its quality by quality x recall@10 (``index_model``'s models, stated there). An index
+(bytes per vector x N) larger than ``memory_share`` of one machine's ``machine_gb`` is split into S shards; a query
+then goes to every shard at once and waits for the slowest, then merges their top k (scatter-gather):
+
+    ms(N) = (query_ms + search(N / S) + rerank_ms) / speedup + gather_ms      S = ceil(GB / (machine_gb x share))
+
+``choose`` takes the best (system, index) on the column that matters among those whose predicted latency fits the
+budget; ``pareto_front`` names the systems no other beats on both quality and latency; ``deployment`` scales one
+system to a corpus that needs more than one machine; ``USE_CASES`` are the syllabus's use cases as numbers.
 
 >>> bi = System("bi-encoder", {"unseen": 0.68}, query_ms=10, per_doc_ms=6e-5)
 >>> ce = System("bi-encoder -> cross-encoder", {"unseen": 0.70}, query_ms=10, per_doc_ms=6e-5, rerank_ms=900)
@@ -18,22 +26,36 @@ to a corpus that needs more than one machine.
 'bi-encoder -> cross-encoder'
 >>> choose([bi, ce], corpus_size=1_000_000, latency_ms=100).system.name
 'bi-encoder'
+>>> choose([bi], corpus_size=100_000_000, latency_ms=100).system is None    # the exact scan takes 6 s
+True
+>>> hnsw = Index("HNSW32", "hnsw", recall=0.98, ms=0.6, measured_n=200_000, bytes_per_vector=1808)
+>>> choice = choose([bi.with_indexes(hnsw)], corpus_size=100_000_000, latency_ms=100)
+>>> choice.index.name, choice.shards, round(choice.quality, 3)
+('HNSW32', 5, 0.666)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
+from .index_model import Index
 from .timing import time_calls
+
+__all__ = ["Index", "System", "Choice", "USE_CASES", "choose", "for_use_cases", "hybrid_of", "pareto_front",
+           "deployment", "median_ms"]
 
 
 @dataclass
 class System:
     """One measured system: ``quality`` {column: nDCG@10}, and milliseconds per query split as in the module
-    docstring; ``bytes_per_doc`` is what its index keeps per document (0 when unknown)."""
+    docstring; ``bytes_per_doc`` is what its index keeps per document (0 when unknown). ``indexes``: approximate
+    indexes measured on its vectors, each an option beside its exact scan; give them only to a system whose
+    per-document cost is one dense vector scan (a bi-encoder, alone or before a reranker), as an index replaces
+    the whole of ``per_doc_ms``."""
 
     name: str
     quality: Mapping[str, float]
@@ -41,54 +63,164 @@ class System:
     per_doc_ms: float = 0.0
     rerank_ms: float = 0.0
     bytes_per_doc: float = 0.0
+    indexes: tuple[Index, ...] = ()
 
     def ms(self, corpus_size: int, speedup: float = 1.0) -> float:
-        """Predicted milliseconds per query over ``corpus_size`` documents.
+        """Predicted milliseconds per query over ``corpus_size`` documents, exact search on one machine.
 
         >>> System("x", {}, query_ms=10, per_doc_ms=1e-4, rerank_ms=40).ms(1_000_000)
         150.0
         """
         return (self.query_ms + self.per_doc_ms * corpus_size + self.rerank_ms) / speedup
 
+    def with_indexes(self, *indexes: Index) -> "System":
+        """The same system with these approximate indexes as options (``System.indexes``)."""
+        return dataclasses.replace(self, indexes=tuple(indexes))
+
+
+def hybrid_of(name: str, quality: Mapping[str, float], sparse: System, dense: System, rerank_ms: float = 0.0) -> System:
+    """A hybrid first stage (notebook 05: BM25 and a bi-encoder, fused) from its two parts' measurements. It runs
+    both for every query, so each cost is the sum of the parts' (fusing two top-k lists taken as free):
+
+        query_ms = sparse.query_ms + dense.query_ms      per_doc_ms = sparse.per_doc_ms + dense.per_doc_ms
+
+    so its predicted time is never below either part's, however the hybrid's own few timings fell; ``rerank_ms``
+    is what a reranker after it adds. No approximate index: BM25's scan stays linear whatever the dense part uses.
+
+    >>> bm25 = System("BM25", {}, query_ms=0, per_doc_ms=3e-3)
+    >>> bi = System("bi", {}, query_ms=29, per_doc_ms=1.7e-4, bytes_per_doc=1536)
+    >>> hybrid = hybrid_of("hybrid", {"unseen": 0.748}, bm25, bi)
+    >>> hybrid.per_doc_ms > bm25.per_doc_ms, round(hybrid.ms(1_000_000)), hybrid.bytes_per_doc
+    (True, 3199, 1536.0)
+    """
+    return System(name, quality, sparse.query_ms + dense.query_ms, sparse.per_doc_ms + dense.per_doc_ms, rerank_ms,
+                  sparse.bytes_per_doc + dense.bytes_per_doc)
+
+
+def shards_for(index_gb: float, machine_gb: float = 64.0, memory_share: float = 0.7) -> int:
+    """Machines' worth of memory an index of ``index_gb`` needs, each machine giving it ``memory_share``.
+
+    >>> shards_for(15.4), shards_for(153.6)
+    (1, 4)
+    """
+    return max(1, math.ceil(index_gb / (machine_gb * memory_share)))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One way to run a system over N documents: ``index`` (None: its exact scan) on ``shards`` machines'
+    memory, its predicted ``ms`` and ``quality`` on one column, ``gb`` of index, and ``note``, the how in words."""
+
+    system: System
+    index: Index | None
+    shards: int
+    ms: float
+    quality: float
+    gb: float
+    note: str
+
+    @property
+    def label(self) -> str:
+        return self.system.name if self.index is None else f"{self.system.name} + {self.index.name}"
+
+
+def plan(system: System, index: Index | None, corpus_size: int, column: str, speedup: float = 1.0,
+         machine_gb: float = 64.0, memory_share: float = 0.7, gather_ms: float = 2.0) -> Plan:
+    """``system`` with ``index`` over ``corpus_size`` documents, sharded when its index needs more than one
+    machine's memory (module docstring's model)."""
+    gb = (system.bytes_per_doc if index is None else index.bytes_per_vector) * corpus_size / 1e9
+    shards = shards_for(gb, machine_gb, memory_share)
+    per_shard = math.ceil(corpus_size / shards)
+    search = system.per_doc_ms * per_shard if index is None else index.search_ms(per_shard)
+    ms = (system.query_ms + search + system.rerank_ms) / speedup + (gather_ms if shards > 1 else 0.0)
+    exact = system.quality[column]
+    note = ""
+    if index is not None:
+        note = f" (exact {exact:.3f} x recall; {index.describe(per_shard)})"
+    if shards > 1:
+        note += (f"; {gb:,.1f} GB of index: {shards} shards of at most {machine_gb * memory_share:g} GB, "
+                 f"{per_shard:,} documents each, the slowest shard's search plus {gather_ms:g} ms to gather and merge")
+    elif index is not None:
+        note += f"; {gb:,.1f} GB of index on one machine"
+    quality = exact if index is None else index.quality(exact)
+    return Plan(system, index, shards, ms, quality, gb, note)
+
 
 @dataclass
 class Choice:
-    """``system`` (None when nothing fits), the reason in words, and every candidate's predicted ms and quality."""
+    """``system`` (None when nothing fits), the reason in words, and every candidate's predicted ms and quality
+    (``table``: one row per system and index); ``index`` (None: exact search), ``shards`` and the predicted
+    ``ms`` and ``quality`` of the choice."""
 
     system: System | None
     reason: str
     table: list[dict] = field(default_factory=list)
+    index: Index | None = None
+    shards: int = 1
+    ms: float | None = None
+    quality: float | None = None
 
 
 def choose(systems: Sequence[System], corpus_size: int, latency_ms: float, column: str = "unseen",
-           speedup: float = 1.0, min_quality: float | None = None) -> Choice:
-    """The best system on ``column`` whose predicted latency over ``corpus_size`` documents is within
-    ``latency_ms``; with ``min_quality``, also at least that good. Ties go to the faster system."""
+           speedup: float = 1.0, min_quality: float | None = None, machine_gb: float = 64.0,
+           memory_share: float = 0.7, gather_ms: float = 2.0) -> Choice:
+    """The best (system, index) on ``column`` whose predicted latency over ``corpus_size`` documents is within
+    ``latency_ms``; with ``min_quality``, also at least that good. Each system is tried with its exact scan and
+    each of its ``indexes``, sharded when the index outgrows ``memory_share`` of ``machine_gb`` (``gather_ms``:
+    a scatter-gather's network round trip and merge, assumed, not measured here). Ties go to fewer shards, then
+    to the faster."""
     if corpus_size < 1 or latency_ms <= 0 or speedup <= 0:
         raise ValueError("corpus_size must be >= 1, latency_ms and speedup > 0.")
     missing = [s.name for s in systems if column not in s.quality]
     if missing:
         raise ValueError(f"no {column!r} quality for {', '.join(missing)}: measure it, or choose another column.")
-    table = [{"system": s.name, "ms": round(s.ms(corpus_size, speedup), 1), column: round(s.quality[column], 3),
-              "fits": s.ms(corpus_size, speedup) <= latency_ms} for s in systems]
-    fitting = [s for s, row in zip(systems, table) if row["fits"]]
+    plans = [plan(s, index, corpus_size, column, speedup, machine_gb, memory_share, gather_ms)
+             for s in systems for index in (None, *s.indexes)]
+    table = [{"system": p.system.name, "index": p.index.name if p.index else "exact", "shards": p.shards,
+              "ms": round(p.ms, 1), column: round(p.quality, 3), "fits": p.ms <= latency_ms} for p in plans]
+    fitting = [p for p in plans if p.ms <= latency_ms]
     if not fitting:
-        fastest = min(systems, key=lambda s: s.ms(corpus_size, speedup))
+        fastest = min(plans, key=lambda p: p.ms)
+        advice = ("Shard the scan over more machines than memory needs, rerank fewer candidates, or faster hardware."
+                  if any(s.indexes for s in systems) else "Use an approximate index (measure one with "
+                  "benchmarks/ann.py: System.indexes), shard the corpus across machines, or faster hardware.")
         return Choice(None, f"nothing fits {latency_ms:g} ms at {corpus_size:,} documents: the fastest, "
-                            f"{fastest.name}, needs {fastest.ms(corpus_size, speedup):,.0f} ms. Use an approximate "
-                            "index, shard the corpus across machines, or faster hardware.", table)
-    best = max(fitting, key=lambda s: (s.quality[column], -s.ms(corpus_size, speedup)))
-    if min_quality is not None and best.quality[column] < min_quality:
-        return Choice(None, f"within {latency_ms:g} ms the best on {column} is {best.name} at "
-                            f"{best.quality[column]:.3f}, below the {min_quality:.3f} needed.", table)
-    slower = [s for s in systems if s not in fitting and s.quality[column] > best.quality[column]]
-    reason = (f"{best.name}: {best.quality[column]:.3f} on {column} in {best.ms(corpus_size, speedup):,.0f} ms at "
-              f"{corpus_size:,} documents")
+                            f"{fastest.label}, needs {fastest.ms:,.0f} ms{fastest.note}. {advice}", table)
+    best = max(fitting, key=lambda p: (p.quality, -p.shards, -p.ms))
+    if min_quality is not None and best.quality < min_quality:
+        return Choice(None, f"within {latency_ms:g} ms the best on {column} is {best.label} at "
+                            f"{best.quality:.3f}, below the {min_quality:.3f} needed.", table)
+    reason = f"{best.label}: {best.quality:.3f} on {column} in {best.ms:,.0f} ms at {corpus_size:,} documents"
+    reason += best.note
+    slower = [p for p in plans if p not in fitting and p.quality > best.quality]
     if slower:
-        better = max(slower, key=lambda s: s.quality[column])
-        reason += (f"; {better.name} would give {better.quality[column]:.3f} but needs "
-                   f"{better.ms(corpus_size, speedup):,.0f} ms")
-    return Choice(best, reason, table)
+        better = max(slower, key=lambda p: p.quality)
+        reason += f"; {better.label} would give {better.quality:.3f} but needs {better.ms:,.0f} ms"
+    return Choice(best.system, reason, table, index=best.index, shards=best.shards, ms=best.ms, quality=best.quality)
+
+
+# The syllabus's use cases as numbers: (documents, budget ms, the column that resembles its data). The sizes and
+# budgets are typical orders of magnitude, not measurements; "unseen" stands for a collection whose questions are
+# unlike the training ones, "CACM" for another field, "all" for SciFact itself.
+USE_CASES: dict[str, tuple[int, float, str]] = {
+    "semantic search engine": (10_000_000, 100, "unseen"),
+    "similar item recommendation": (1_000_000, 50, "CACM"),
+    "large-scale document retrieval": (100_000_000, 200, "unseen"),
+    "real-time question answering": (1_000_000, 100, "unseen"),
+    "web search (first stage)": (1_000_000_000, 200, "unseen"),
+    "e-commerce product search": (10_000_000, 100, "CACM"),
+    "fact verification (SciFact itself)": (5_000, 2000, "all"),
+    "answer selection (20 candidates each)": (20, 500, "unseen"),
+    "small corpus QA": (1_000, 1000, "unseen"),
+    "enterprise search": (1_000_000, 1000, "CACM"),
+    "academic paper search": (1_000_000, 2000, "unseen"),
+}
+
+
+def for_use_cases(systems: Sequence[System], use_cases: Mapping[str, tuple[int, float, str]] = USE_CASES,
+                  **options) -> dict[str, Choice]:
+    """``choose`` for each use case {name: (documents, budget ms, column)}; ``options`` go to every call."""
+    return {case: choose(systems, n, budget, column, **options) for case, (n, budget, column) in use_cases.items()}
 
 
 def pareto_front(points: Mapping[str, tuple[float, float]], ms_tolerance: float = 0.0) -> list[str]:
@@ -132,7 +264,7 @@ def deployment(system: System, corpus_size: int, encode_docs_per_s: float, machi
     (4, 8, 153.6, 1510.0)
     """
     index_gb = system.bytes_per_doc * corpus_size / 1e9
-    shards = max(1, math.ceil(index_gb / (machine_gb * memory_share)))
+    shards = shards_for(index_gb, machine_gb, memory_share)
     rate = encode_docs_per_s * (machine_cores / measured_cores) * encoding_machines  # documents a second, all
     return {
         "documents": corpus_size,
