@@ -43,25 +43,26 @@ from .training import (
 )
 
 
+def _loop(settings: dict, steps: int | None, log_every: int = 4, evaluate=None, on_evaluate=None) -> dict:
+    """The loop's settings of a recipe (``training.Loop``'s fields): its steps (or ``steps``), warm-up and seed, an
+    evaluation every ``evaluate_every`` steps when the recipe evaluates."""
+    loop = {"steps": steps or settings["steps"], "warmup": settings["warmup"], "seed": settings["seed"],
+            "log_every": log_every}
+    if evaluate is not None:
+        loop.update(evaluate=evaluate, evaluate_every=settings["evaluate_every"], on_evaluate=on_evaluate)
+    return loop
+
+
 def train_bi_encoder_recipe(settings: dict = BI_ENCODER, steps: int | None = None):
     """Fine-tune all-MiniLM-L6-v2 on SciFact train: ``(model, trainable parameter names, loss log, validation)``."""
     torch.manual_seed(settings["seed"])
     model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
     pairs, negatives, validation = bi_encoder_training_data(model, settings)
     trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
-    log = train_bi_encoder(
-        model,
-        pairs,
-        steps=steps or settings["steps"],
-        batch_size=settings["batch_size"],
-        lr=settings["lr"],
-        warmup=settings["warmup"],
-        temperature=settings["temperature"],
-        hard_negatives=negatives,
-        seed=settings["seed"],
-        log_every=4,
-    )
+    log = train_bi_encoder(model, pairs, batch_size=settings["batch_size"], lr=settings["lr"],
+                           temperature=settings["temperature"], hard_negatives=negatives, **_loop(settings, steps))
     return model, trainable, log, validation
+
 
 def train_poly_encoder_recipe(settings: dict = POLY_ENCODER, steps: int | None = None):
     """Train a poly-encoder from all-MiniLM-L6-v2 on SciFact train, the bi-encoder recipe's data and loss with
@@ -70,17 +71,16 @@ def train_poly_encoder_recipe(settings: dict = POLY_ENCODER, steps: int | None =
     model, lora = course_models.poly_encoder(settings)
     groups = _poly_groups(model, lora, settings)
     pairs, negatives, validation = bi_encoder_training_data(model, settings)  # mined by the untrained model
-    log = train_bi_encoder(
-        model, pairs, steps=steps or settings["steps"], batch_size=settings["batch_size"], warmup=settings["warmup"],
-        temperature=settings["temperature"], hard_negatives=negatives, seed=settings["seed"], log_every=4,
-        param_groups=groups,
-    )
+    log = train_bi_encoder(model, pairs, batch_size=settings["batch_size"], temperature=settings["temperature"],
+                           hard_negatives=negatives, param_groups=groups, **_loop(settings, steps))
     return model, lora + ["codes"], log, validation
+
 
 def _poly_groups(model: PolyEncoder, lora: list[str], settings: dict) -> list[dict]:
     """AdamW's groups for the poly-encoder recipe: its LoRA parameters ``lora``, then the codes."""
     return [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
             {"params": [model.codes], "lr": settings["codes_lr"]}]
+
 
 def _colbert(settings: dict) -> tuple[ColBERT, list[str], list[dict]]:
     """The recipe's ColBERT with LoRA on its top layers: (model, trainable names, AdamW's groups)."""
@@ -89,18 +89,17 @@ def _colbert(settings: dict) -> tuple[ColBERT, list[str], list[dict]]:
               {"params": [model.projection.weight], "lr": settings["projection_lr"]}]
     return model, lora + ["projection.weight"], groups
 
+
 def train_colbert_recipe(settings: dict = COLBERT, steps: int | None = None):
     """Train ColBERT from all-MiniLM-L6-v2 on SciFact train, the bi-encoder recipe's pairs and mined negatives
     with MaxSim scores: ``(model, trainable parameter names, loss log, validation)``."""
     torch.manual_seed(settings["seed"])
     pairs, negatives, validation = bi_encoder_training_data(BiEncoder(max_length=settings["max_length"]), settings)
     model, trainable, groups = _colbert(settings)
-    log = train_bi_encoder(
-        model, pairs, steps=steps or settings["steps"], batch_size=settings["batch_size"], warmup=settings["warmup"],
-        temperature=settings["temperature"], hard_negatives=negatives, seed=settings["seed"], log_every=4,
-        param_groups=groups,
-    )
+    log = train_bi_encoder(model, pairs, batch_size=settings["batch_size"], temperature=settings["temperature"],
+                           hard_negatives=negatives, param_groups=groups, **_loop(settings, steps))
     return model, trainable, log, validation
+
 
 def train_query_tower_recipe(settings: dict = QUERY_TOWER, steps: int | None = None):
     """Fine-tune the query tower of all-MiniLM-L6-v2 on SciFact train against the zero-shot corpus embeddings:
@@ -111,12 +110,11 @@ def train_query_tower_recipe(settings: dict = QUERY_TOWER, steps: int | None = N
     trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
     evaluate, keep_best, restore, log = _best_query_tower(model, trainable, validation)
     log += train_query_tower(
-        model, queries, positives, d_emb, relevant, steps=steps or settings["steps"],
-        batch_size=settings["batch_size"], lr=settings["lr"], warmup=settings["warmup"],
-        temperature=settings["temperature"], seed=settings["seed"], log_every=4, evaluate=evaluate,
-        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
+        model, queries, positives, d_emb, relevant, batch_size=settings["batch_size"], lr=settings["lr"],
+        temperature=settings["temperature"], **_loop(settings, steps, evaluate=evaluate, on_evaluate=keep_best),
     )
     return model, trainable, restore(log), validation
+
 
 def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
     """``(evaluate, keep_best, restore, log)`` for a query tower kept at its best validation nDCG@10:
@@ -141,6 +139,7 @@ def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
     keep_best(model, 0, log[0]["validation"], log)
     return evaluate, keep_best, restore, log
 
+
 def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None = None, on_evaluate=None):
     """Train the course cross-encoder: ``(model, trainable parameter names, log)``.
 
@@ -162,21 +161,11 @@ def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None
     log = [{"step": 0, "validation": evaluate(model), "first_stage": metrics.evaluate(
         first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
     log += train_groups(
-        model,
-        groups,
-        steps=steps or settings["steps"],
-        groups_per_step=settings["groups_per_step"],
-        lr=settings["lr"],
-        head_lr=settings["head_lr"],
-        warmup=settings["warmup"],
-        loss=settings["loss"],
-        seed=settings["seed"],
-        log_every=10,
-        evaluate=evaluate,
-        evaluate_every=settings["evaluate_every"],
-        on_evaluate=on_evaluate,
+        model, groups, settings["loss"], groups_per_step=settings["groups_per_step"], lr=settings["lr"],
+        head_lr=settings["head_lr"], **_loop(settings, steps, log_every=10, evaluate=evaluate, on_evaluate=on_evaluate),
     )
     return model, trainable, log
+
 
 def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps: int | None = None):
     """Distil the course cross-encoder into its bottom ``layers`` layers at ``max_length`` tokens:
@@ -204,14 +193,13 @@ def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps
         first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
     keep_best(model, 0, log[0]["validation"], log)
     log += train_groups(
-        model, groups, settings["loss"], teacher, steps=steps or settings["steps"],
-        groups_per_step=settings["groups_per_step"], lr=settings["lr"], head_lr=settings["head_lr"],
-        warmup=settings["warmup"], seed=settings["seed"], log_every=10, evaluate=evaluate,
-        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
+        model, groups, settings["loss"], teacher, groups_per_step=settings["groups_per_step"], lr=settings["lr"],
+        head_lr=settings["head_lr"], **_loop(settings, steps, log_every=10, evaluate=evaluate, on_evaluate=keep_best),
     )
     model.load_state_dict(best["weights"])
     log.append({"best_step": best["step"], "validation": best["value"]})
     return model, trainable, log, validation
+
 
 def train_distilled_bi_encoder_recipe(settings: dict = DISTILLED_BI_ENCODER, steps: int | None = None):
     """Distil the course cross-encoder into all-MiniLM-L6-v2's query tower, the documents left to the zero-shot
@@ -224,11 +212,11 @@ def train_distilled_bi_encoder_recipe(settings: dict = DISTILLED_BI_ENCODER, ste
     log += train_groups(
         model, groups, settings["loss"], teacher,
         lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
-        steps=steps or settings["steps"], groups_per_step=settings["groups_per_step"],
-        lr=settings["lr"], warmup=settings["warmup"], seed=settings["seed"], log_every=4, evaluate=evaluate,
-        evaluate_every=settings["evaluate_every"], on_evaluate=keep_best,
+        groups_per_step=settings["groups_per_step"], lr=settings["lr"],
+        **_loop(settings, steps, evaluate=evaluate, on_evaluate=keep_best),
     )
     return model, trainable, restore(log), validation
+
 
 def distilled_student(settings: dict) -> tuple[BiEncoder, list[str]]:
     """The distilled bi-encoder before training and the names of what trains (the query tower's top layers)."""
@@ -239,6 +227,7 @@ def distilled_student(settings: dict) -> tuple[BiEncoder, list[str]]:
     model.doc_tower.requires_grad_(shared)
     return model, freeze_lower_layers(model.query_tower, settings["train_top_layers"])
 
+
 def bi_encoder_training_probe(settings: dict = BI_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set: the base model, the recipe's
     frozen layers, loss and temperature, batches of 4, one toy document as every pair's hard negative. Each
@@ -248,6 +237,7 @@ def bi_encoder_training_probe(settings: dict = BI_ENCODER, steps: int = 3) -> li
     freeze_lower_layers(model.query_tower, settings["train_top_layers"])
     return _toy_pairs_probe(model, settings, steps)
 
+
 def poly_encoder_training_probe(settings: dict = POLY_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set, as ``bi_encoder_training_probe``:
     the recipe's codes, LoRA and learning rates."""
@@ -255,12 +245,14 @@ def poly_encoder_training_probe(settings: dict = POLY_ENCODER, steps: int = 3) -
     model, lora = course_models.poly_encoder(settings)
     return _toy_pairs_probe(model, settings, steps, _poly_groups(model, lora, settings))
 
+
 def colbert_training_probe(settings: dict = COLBERT, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set, as ``bi_encoder_training_probe``:
     the recipe's ColBERT, LoRA, learning rates and temperature."""
     torch.manual_seed(settings["seed"])
     model, _, groups = _colbert(settings)
     return _toy_pairs_probe(model, settings, steps, groups)
+
 
 def _toy_pairs_probe(model, settings: dict, steps: int, param_groups=None) -> list[float]:
     """``train_bi_encoder`` on the toy pairs, batches of 4, each query paired with the next pair's document
@@ -275,6 +267,7 @@ def _toy_pairs_probe(model, settings: dict, steps: int, param_groups=None) -> li
     )
     return [round(entry["loss"], 5) for entry in log]
 
+
 def cross_encoder_training_probe(settings: dict = CROSS_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set: the recipe's starting weights,
     frozen layers, loss and learning rates, 2 groups a step of 1 positive and 3 other toy documents."""
@@ -288,6 +281,7 @@ def cross_encoder_training_probe(settings: dict = CROSS_ENCODER, steps: int = 3)
         loss=settings["loss"], seed=settings["seed"], log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
+
 
 def query_tower_training_probe(settings: dict = QUERY_TOWER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set: the base model with the recipe's
@@ -307,12 +301,14 @@ def query_tower_training_probe(settings: dict = QUERY_TOWER, steps: int = 3) -> 
     )
     return [round(entry["loss"], 5) for entry in log]
 
+
 def _toy_groups(negatives: int = 3) -> list[tuple[str, str, list[str]]]:
     """Toy groups for the training probes: each judged pair with ``negatives`` other toy documents."""
     toy = load_beir("toy", path=TOY_PATH)
     texts = [document_text(doc) for doc in toy.corpus.values()]
     pairs = training_pairs(toy)
     return [(q, d, [t for t in texts if t != d][i % 4 :: 4][:negatives]) for i, (q, d) in enumerate(pairs)]
+
 
 def small_cross_encoder_training_probe(settings: dict = SMALL_CROSS_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on toy groups: the teacher checkpoint's logits as
@@ -329,6 +325,7 @@ def small_cross_encoder_training_probe(settings: dict = SMALL_CROSS_ENCODER, ste
     )
     return [round(entry["loss"], 5) for entry in log]
 
+
 def distilled_bi_encoder_training_probe(settings: dict = DISTILLED_BI_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on toy groups: the teacher checkpoint's logits as
     targets, the recipe's student, frozen layers, loss and scale, 2 groups a step."""
@@ -343,6 +340,7 @@ def distilled_bi_encoder_training_probe(settings: dict = DISTILLED_BI_ENCODER, s
         groups_per_step=2, lr=settings["lr"], warmup=1, seed=settings["seed"], log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
+
 
 TRAINING_PROBES = {
     "bi-encoder": bi_encoder_training_probe,

@@ -66,6 +66,7 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
     slowest); returns the manifest or raises ``StaleCheckpointError``."""
     return course_models.verify(name, folder, RECIPES[name]["training_probe"] if training else None)
 
+
 def _manifest(name: str, steps: int | None, trained: dict | None = None, **extra) -> dict:
     """A checkpoint's manifest: the recipe's settings, and the steps ``trained`` (the run's own settings) took."""
     return {
@@ -77,6 +78,7 @@ def _manifest(name: str, steps: int | None, trained: dict | None = None, **extra
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **extra,
     }
+
 
 def _bi_encoder(args, out: Path, training_probe: list[float], name: str, settings: dict) -> dict:
     """Train recipe ``name`` (``bi-encoder``, ``query-tower`` or ``distilled-bi-encoder``) with ``settings``,
@@ -121,6 +123,7 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str, setting
     checkpoints.save_checkpoint(stored, trainable, manifest, out, overwrite=args.overwrite)
     return manifest
 
+
 def _record(name: str, settings: dict, manifest: dict, overwrite: bool) -> dict:
     """Add a run with changed settings to ``data/checkpoints/<name>/variants.json``: the change, the command,
     the figures (with nDCG@10 per query, when the manifest has them, for paired tests: ``checkpoints.variants``)
@@ -141,6 +144,7 @@ def _record(name: str, settings: dict, manifest: dict, overwrite: bool) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"about": about, "runs": runs}, indent=1) + "\n")
     return run
+
 
 def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     """Train, keeping the best model by validation nDCG@10 on disk as it goes (``"complete": false`` until
@@ -183,6 +187,7 @@ def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     checkpoints.write_manifest(out, manifest)
     return manifest
 
+
 def _small_cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     """Distil, store the best student by validation, and measure it on the three columns: reranking the
     fine-tuned bi-encoder's top ``test_depth``, beside that first stage and the teacher."""
@@ -215,6 +220,7 @@ def _small_cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     manifest["total_seconds"] = round(time.perf_counter() - start)
     checkpoints.save_checkpoint(model, trainable, manifest, out, overwrite=args.overwrite)
     return manifest
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train a course checkpoint.")
