@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from xencoder_lab import data
+from xencoder_lab import data, download
 from xencoder_lab.data import (
     TOY_PATH,
     DatasetFormatError,
     DatasetNotFoundError,
-    download_beir,
     fast_subset,
     load_beir,
     maybe_fast,
 )
+from xencoder_lab.download import download_beir
 
 
 def copy_toy(tmp_path: Path) -> Path:
@@ -50,9 +50,9 @@ def test_lookup_order_env_then_cache(tmp_path, monkeypatch):
     shutil.copytree(TOY_PATH, cache_root / "datasets" / "toy")
     monkeypatch.setenv("XLAB_CACHE", str(cache_root))
     monkeypatch.setenv("XLAB_DATA", str(env_root))
-    assert data.find_dataset("toy") == env_root / "toy"
+    assert download.find_dataset("toy") == env_root / "toy"
     monkeypatch.delenv("XLAB_DATA")
-    assert data.find_dataset("toy") == cache_root / "datasets" / "toy"
+    assert download.find_dataset("toy") == cache_root / "datasets" / "toy"
 
 
 def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_missing_dataset_says_where_it_looked(tmp_path, monkeypatch):
 
 def test_failed_download_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.delenv("XLAB_DATA", raising=False)
-    monkeypatch.setattr(data, "BEIR_URL", f"file://{tmp_path}/absent-{{name}}.zip")
+    monkeypatch.setattr(download, "BEIR_URL", f"file://{tmp_path}/absent-{{name}}.zip")
     with pytest.raises(DatasetNotFoundError, match="download failed"):
         load_beir("toy")
 
@@ -125,12 +125,12 @@ def test_download_unpacks_and_checks_checksums(tmp_path, monkeypatch):
         rel: hashlib.sha256((TOY_PATH / rel).read_bytes()).hexdigest()
         for rel in ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"]
     }
-    monkeypatch.setitem(data.CHECKSUMS, "toy", sums)
+    monkeypatch.setitem(download.CHECKSUMS, "toy", sums)
     folder = download_beir("toy", tmp_path / "datasets", url=archive.as_uri())
     assert folder == tmp_path / "datasets" / "toy"
     assert len(load_beir("toy", path=folder).corpus) == 16
 
-    monkeypatch.setitem(data.CHECKSUMS, "toy", {**sums, "corpus.jsonl": "0" * 64})
+    monkeypatch.setitem(download.CHECKSUMS, "toy", {**sums, "corpus.jsonl": "0" * 64})
     with pytest.raises(DatasetFormatError, match="checksum mismatch for toy/corpus.jsonl"):
         download_beir("toy", tmp_path / "other", url=archive.as_uri())
     assert not (tmp_path / "other" / "toy").exists()  # nothing half-checked is left where the loader looks
@@ -139,9 +139,9 @@ def test_download_unpacks_and_checks_checksums(tmp_path, monkeypatch):
 def test_loader_downloads_into_the_cache_as_a_last_resort(tmp_path, monkeypatch):
     _zip_of(TOY_PATH, "toy", tmp_path / "toy.zip")
     monkeypatch.delenv("XLAB_DATA", raising=False)
-    monkeypatch.setattr(data, "BEIR_URL", f"file://{tmp_path}/{{name}}.zip")
+    monkeypatch.setattr(download, "BEIR_URL", f"file://{tmp_path}/{{name}}.zip")
     ds = load_beir("toy")
-    assert ds.path == data.cache_dir() / "datasets" / "toy"
+    assert ds.path == download.cache_dir() / "datasets" / "toy"
     assert len(ds.queries) == 6
 
 
@@ -235,11 +235,11 @@ def test_cacm_comes_from_its_smart_tarball_converted_as_the_course_copy(tmp_path
         for f in smart.iterdir():
             tf.add(f, arcname=f.name)
     sums = {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:8] for f in smart.iterdir()}
-    monkeypatch.setitem(data.SOURCE_CHECKSUMS, "cacm", sums)  # these made-up sources, not the real ones
+    monkeypatch.setitem(download.SOURCE_CHECKSUMS, "cacm", sums)  # these made-up sources, not the real ones
     folder = download_beir("cacm", tmp_path / "datasets", url=archive.as_uri())
     for rel in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):  # byte for byte the course's copy
         assert (folder / rel).read_bytes() == (shared / rel).read_bytes(), rel
-    monkeypatch.setitem(data.SOURCE_CHECKSUMS, "cacm", {**sums, "cacm.all": "00000000"})
+    monkeypatch.setitem(download.SOURCE_CHECKSUMS, "cacm", {**sums, "cacm.all": "00000000"})
     with pytest.raises(DatasetFormatError, match="checksum mismatch for cacm/cacm.all"):
         download_beir("cacm", tmp_path / "again", url=archive.as_uri())
 

@@ -3,6 +3,7 @@
 Each module is built step by step in one notebook (its docstring names it); later notebooks import it.
 
 - ``data``: BEIR datasets, the toy set, the ``XLAB_FAST`` subset (notebook 01)
+- ``download``: where a dataset is found, or fetched and checked for users with the internet (notebook 01)
 - ``metrics``: MRR@k, Recall@k, nDCG@k (notebook 01)
 - ``bm25``: the BM25 baseline (notebook 01)
 - ``models``: which base model and which device (notebook 01); LoRA adapters (notebooks 07, 08)

@@ -314,9 +314,10 @@ def index(args) -> None:
 
 
 def _train(args) -> None:
-    from . import recipes  # the training stack, only for this command
-
-    recipes.main(args.rest)
+    """``python -m xencoder_lab.recipes ARGS``: the training stack runs as its own command, so serving (this
+    module's other commands) never imports it."""
+    sys.argv = ["python -m xencoder_lab.recipes", *args.rest]
+    runpy.run_module("xencoder_lab.recipes", run_name="__main__", alter_sys=True)
 
 
 def bench(args) -> None:
