@@ -48,6 +48,18 @@ def pool(last_hidden_state, attention_mask, pooler_output=None, how: str = "mean
 
     Call it three times on the same outputs to compare poolings without three forward passes.
 
+    Args:
+        last_hidden_state: token vectors (B, L, D).
+        attention_mask: (B, L), 1 for real tokens, 0 for padding.
+        pooler_output: the model's (B, D) ``pooler_output``; needed only for ``how="pooler"``.
+        how: ``"cls"``, ``"pooler"`` or ``"mean"``.
+
+    Returns:
+        (B, D) tensor, one vector per text.
+
+    Raises:
+        ValueError: wrong shapes, an unknown ``how``, or ``"pooler"`` without a ``pooler_output``.
+
     >>> h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])    # (B=1, L=3, D=2); the last is padding
     >>> mask = torch.tensor([[1, 1, 0]])
     >>> pool(h, mask, how="mean"), pool(h, mask, how="cls")
@@ -85,6 +97,22 @@ def encode_texts(
     (``batching.run_sorted``). An empty text is embedded as sentence-transformers embeds it: from its
     ``[CLS]`` and ``[SEP]`` tokens alone. To get several poolings from one forward pass, let ``embed`` return them side
     by side (``torch.cat`` on dim 1) and split the columns afterwards.
+
+    Args:
+        texts: the texts, a list (not one string).
+        tokenizer: the Hugging Face tokenizer of the model.
+        embed: maps one padded batch of token ids (a dict of (B, L) tensors) to embeddings (B, D).
+        max_length: tokens kept per text.
+        batch_size: texts per forward pass.
+        show_progress: show a progress bar; ``None``: only for long inputs.
+        device: where the batches go.
+
+    Returns:
+        (N, D) float32 numpy array, row i for ``texts[i]``.
+
+    Raises:
+        TypeError: one string instead of a list, or a text that is not a str.
+        ValueError: no texts.
     """
     if isinstance(texts, str):
         raise TypeError("give a list of texts, not one string: e.g. encode_queries([text]).")
@@ -104,6 +132,17 @@ class BiEncoder(torch.nn.Module):
     parameters, twice the memory and optimizer state. It helps when queries and documents look very different
     (short questions against long abstracts, code against docstrings) and there is enough training data to
     teach two towers; before training both towers give the same embeddings.
+
+    Args:
+        name: base model, a folder or hub id (default: ``models.resolve_model()``).
+        pooling: ``"mean"``, ``"cls"`` or ``"pooler"`` (see ``pool``).
+        shared: one tower for queries and documents; ``False`` gives documents a copy of their own.
+        max_length: tokens kept per text, at most the model's limit.
+        normalize: L2-normalise embeddings, so dot products are cosines.
+        device: where to run it (default: ``models.get_device()``).
+
+    Raises:
+        ValueError: an unknown pooling or a ``max_length`` beyond the model's limit.
     """
 
     def __init__(
@@ -136,13 +175,32 @@ class BiEncoder(torch.nn.Module):
 
     def tokenize(self, texts: Sequence[str], tower: str = "query") -> Mapping[str, torch.Tensor]:
         """Token ids for one batch, padded to its longest text and cut at ``max_length``, on the model's device.
-        Both towers read the same tokens (``tower`` is for models that mark queries and documents: ColBERT)."""
+        Both towers read the same tokens (``tower`` is for models that mark queries and documents: ColBERT).
+
+        Args:
+            texts: B texts.
+            tower: ``"query"`` or ``"document"``; the same tokens either way here.
+
+        Returns:
+            the tokenizer's ``{"input_ids", "attention_mask", ...}``, each a (B, L) tensor.
+        """
         return self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
 
     def forward(self, batch: Mapping[str, torch.Tensor], tower: str = "query") -> torch.Tensor:
-        """Embeddings (B, D) of a tokenized batch through the ``"query"`` or ``"document"`` tower (with grads)."""
+        """Embeddings (B, D) of a tokenized batch through the ``"query"`` or ``"document"`` tower (with grads).
+
+        Args:
+            batch: the output of ``tokenize``, (B, L) tensors.
+            tower: ``"query"`` or ``"document"``.
+
+        Returns:
+            (B, D) tensor, L2-normalised when ``normalize``.
+
+        Raises:
+            ValueError: a batch without (B, L) ``input_ids``, or an unknown tower.
+        """
         if batch["input_ids"].ndim != 2:
             raise ValueError("batch: give the output of tokenize(texts), with input_ids of shape (B, L).")
         if tower not in ("query", "document"):
@@ -153,11 +211,32 @@ class BiEncoder(torch.nn.Module):
         return F.normalize(emb, dim=-1) if self.normalize else emb  # (B, D)
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool | None = None):
-        """Query embeddings, float32 numpy (N, D), in the order given (see ``encode_texts``)."""
+        """Query embeddings, float32 numpy (N, D), in the order given (see ``encode_texts``).
+
+        Args:
+            texts: the queries, a list of N strings.
+            batch_size: texts per forward pass.
+            show_progress: show a progress bar; ``None``: only for long inputs.
+
+        Returns:
+            (N, D) float32 numpy array; (0, D) for no texts.
+
+        Raises:
+            ValueError: an empty query.
+        """
         return self._encode(texts, "query", batch_size, show_progress)
 
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool | None = None):
-        """Document embeddings, float32 numpy (N, D), in the order given (see ``encode_texts``)."""
+        """Document embeddings, float32 numpy (N, D), in the order given (see ``encode_texts``).
+
+        Args:
+            texts: the documents' texts (``data.document_text``), a list of N strings.
+            batch_size: texts per forward pass.
+            show_progress: show a progress bar; ``None``: only for long inputs.
+
+        Returns:
+            (N, D) float32 numpy array; (0, D) for no texts.
+        """
         return self._encode(texts, "document", batch_size, show_progress)
 
     def _encode(self, texts, tower, batch_size, show_progress) -> np.ndarray:
@@ -174,12 +253,30 @@ class BiEncoder(torch.nn.Module):
             )
 
     def similarity(self, q_emb: torch.Tensor, d_emb: torch.Tensor) -> torch.Tensor:
-        """Training scores (Q, N) of a batch: q_emb @ d_emb.T, with grads (a poly-encoder overrides it)."""
+        """Training scores (Q, N) of a batch: q_emb @ d_emb.T, with grads (a poly-encoder overrides it).
+
+        Args:
+            q_emb: query embeddings (Q, D) from ``forward``.
+            d_emb: document embeddings (N, D).
+
+        Returns:
+            (Q, N) tensor.
+        """
         return q_emb @ d_emb.T  # (Q, N)
 
     @staticmethod
     def score(q_emb, d_emb):
         """Scores (Q, N): s = q_emb @ d_emb.T, dot products, which are cosines when both are normalised.
+
+        Args:
+            q_emb: query embeddings (Q, D), numpy or torch.
+            d_emb: document embeddings (N, D), of the same kind.
+
+        Returns:
+            (Q, N) scores, row i for query i.
+
+        Raises:
+            ValueError: the shapes do not fit.
 
         >>> BiEncoder.score(np.array([[1.0, 0.0]]), np.array([[1.0, 0.0], [0.6, 0.8]]))
         array([[1. , 0.6]])
@@ -222,6 +319,16 @@ def encode_corpus(
     model or a changed corpus never gets stale embeddings. Empty documents (no title, no text) are embedded too,
     as sentence-transformers would (from [CLS] and [SEP] alone); the rankings built over them put them last and
     warn (``retrieval.search_empty_last``, ``data.empty_documents``).
+
+    Args:
+        model: the bi-encoder; its document tower embeds.
+        ds: the dataset whose corpus to embed.
+        batch_size: texts per forward pass.
+        show_progress: show a progress bar; ``None``: only for long inputs.
+        cache_root: the disk cache's folder (default: ``XLAB_CACHE``).
+
+    Returns:
+        (N, D) float32 numpy array, row i for the i-th document id of ``ds.corpus``.
     """
     ids = list(ds.corpus)
     texts = [document_text(ds.corpus[doc_id]) for doc_id in ids]

@@ -127,6 +127,14 @@ def tokenize(text: str, stopwords: bool = True, stem: bool = True) -> list[str]:
     """Casefolded Unicode words (letters and digits), optionally without Lucene's stopwords and with English words
     Porter-stemmed; Chinese, Japanese, Korean and Thai as character bigrams (see the module docstring).
 
+    Args:
+        text: any text.
+        stopwords: drop Lucene's 33 English stopwords.
+        stem: Porter-stem English (Latin-letter) words.
+
+    Returns:
+        the terms, in text order.
+
     >>> tokenize("Cells were dividing rapidly", stem=False)
     ['cells', 'were', 'dividing', 'rapidly']
     >>> tokenize("Cells were dividing rapidly")
@@ -141,7 +149,18 @@ def tokenize(text: str, stopwords: bool = True, stem: bool = True) -> list[str]:
 
 
 class BM25:
-    """BM25 over a list of document texts; ``search`` returns document ids and scores, best first."""
+    """BM25 over a list of document texts; ``search`` returns document ids and scores, best first.
+
+    Args:
+        texts: the N documents' texts.
+        ids: one id per text (default: ``"0"``, ``"1"``, ...).
+        k1: term-frequency saturation (see the formula above).
+        b: length normalisation, 0 (none) to 1 (full).
+        tokenizer: text -> terms, for documents and queries alike.
+
+    Raises:
+        ValueError: no texts, or not one id per text.
+    """
 
     def __init__(
         self,
@@ -163,7 +182,17 @@ class BM25:
         return len(self.ids)
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for one query, in corpus order: shape (N,)."""
+        """BM25 score of every document for one query, in corpus order: shape (N,).
+
+        Args:
+            query: one query text.
+
+        Returns:
+            (N,) float array; all 0 (with a warning) when the query has no terms after tokenizing.
+
+        Raises:
+            ValueError: an empty query.
+        """
         if not query or not query.strip():
             raise ValueError("the query is empty: give a query with at least one word.")
         terms = self.tokenizer(query)
@@ -183,6 +212,16 @@ class BM25:
 
         Ties keep corpus order, so results repeat run to run (a query with no terms, e.g. of stopwords only,
         gets the first ``k`` documents, all scored 0, and a warning).
+
+        Args:
+            queries: Q query texts.
+            k: documents per query, 1 to N.
+
+        Returns:
+            ``(ids, scores)``: Q lists of k document ids, best first, and scores (Q, k) float32.
+
+        Raises:
+            ValueError: ``k`` outside 1..N, or an empty query.
         """
         if not 1 <= k <= len(self):
             raise ValueError(f"k={k} but the corpus has {len(self)} documents: use 1 <= k <= {len(self)}.")

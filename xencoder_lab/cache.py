@@ -60,6 +60,12 @@ def cache_key(parts: dict[str, Any]) -> str:
 
     Python's built-in ``hash()`` is salted per process for strings, so it can never key a disk cache.
 
+    Args:
+        parts: JSON-like settings; other values are keyed by ``str()``.
+
+    Returns:
+        20 hex characters.
+
     >>> cache_key({"a": 1, "b": "x"}) == cache_key({"b": "x", "a": 1})
     True
     >>> cache_key({"a": 1}) == cache_key({"a": 2})
@@ -159,6 +165,15 @@ def load_or_compute(
     ``compute()`` must return a numpy array (stored as ``.npy``) or a JSON-serialisable value (which comes
     back as JSON gives it: tuples as lists, dict keys as strings).
     A ``.json`` file beside each entry records the ``parts`` it was made from, for people reading the cache.
+
+    Args:
+        namespace: the cache's subfolder, one per kind of value (e.g. ``"corpus_embeddings"``).
+        parts: every setting the value depends on; the key is ``cache_key(parts)``.
+        compute: makes the value on a miss.
+        root: the cache folder (default: ``XLAB_CACHE``, else the user cache folder).
+
+    Returns:
+        the array or JSON value, from disk or from ``compute()``.
     """
     folder = cache_dir(root) / namespace
     key = cache_key(parts)
@@ -313,6 +328,13 @@ class ScoreCache:
     ``compute(rows)``, as in ``load_or_compute_rows``, scores the first position of each missing key, once per
     call and outside the lock: other threads' hits do not wait for the model. One cache holds one model's scores.
 
+    Args:
+        maxsize: the most scores kept.
+
+    Raises:
+        TypeError: ``maxsize`` is not an int.
+        ValueError: ``maxsize`` below 1.
+
     >>> cache = ScoreCache(maxsize=2)
     >>> def score(keys):  # a stand-in for the model: a key's score is its length
     ...     return cache.get_many(keys, lambda rows: [float(len(keys[i])) for i in rows]).tolist()
@@ -335,7 +357,19 @@ class ScoreCache:
         self.hits = self.misses = 0
 
     def get_many(self, keys: Sequence[str], compute: Callable[[list[int]], Sequence[float]]) -> np.ndarray:
-        """Scores (n,) for ``keys``; ``compute(rows)`` gives those of ``keys[i] for i in rows``, the ones not kept."""
+        """Scores (n,) for ``keys``; ``compute(rows)`` gives those of ``keys[i] for i in rows``, the ones not kept.
+
+        Args:
+            keys: n pair keys (``cross_encoder.pair_key``), a sequence, not one string.
+            compute: positions in ``keys`` -> their scores, one per position.
+
+        Returns:
+            (n,) float32 numpy array, in the order of ``keys``.
+
+        Raises:
+            TypeError: one string instead of a sequence.
+            ValueError: ``compute`` returned the wrong number of scores.
+        """
         if isinstance(keys, str):
             raise TypeError("keys must be a sequence of keys, not one string.")
         digests = [_digest(key) for key in keys]
@@ -383,6 +417,15 @@ class ScoreCache:
 def zipf_stream(items: list, n: int, s: float, seed: int) -> list:
     """``n`` draws from ``items``, the one at rank r (after a seeded shuffle) with probability ~ r^-s: a workload
     of repeated queries, a few popular and a long tail, for measuring a cache.
+
+    Args:
+        items: the distinct items (e.g. query texts).
+        n: draws.
+        s: the Zipf exponent; larger concentrates the draws on fewer items.
+        seed: seed of the shuffle and the draws.
+
+    Returns:
+        a list of ``n`` items, with repeats.
 
     >>> stream = zipf_stream(list("abcdefghij"), n=1000, s=1.1, seed=0)
     >>> len(stream), max(stream.count(x) for x in set(stream)) > 250     # the most popular item: about a third

@@ -136,7 +136,18 @@ def save_checkpoint(
 
 
 def load_weights(module: torch.nn.Module, folder: str | os.PathLike) -> torch.nn.Module:
-    """Lay the tensors stored in ``folder`` over ``module`` (in its own dtype and device); return it."""
+    """Lay the tensors stored in ``folder`` over ``module`` (in its own dtype and device); return it.
+
+    Args:
+        module: the model (or tower) to update in place; tensors it has that the checkpoint lacks stay as they are.
+        folder: a checkpoint folder holding ``weights.safetensors``.
+
+    Returns:
+        ``module`` itself.
+
+    Raises:
+        ValueError: a stored tensor that ``module`` lacks or holds in another shape.
+    """
     stored = load_file(str(Path(folder) / "weights.safetensors"))
     state = module.state_dict()
     unknown = [n for n in stored if n not in state or state[n].shape != stored[n].shape]
@@ -199,7 +210,19 @@ def variants(name: str, metric: str = "ndcg@10", folder: str | os.PathLike | Non
     ``recipes --set KEY=VALUE --record``): ``{"key=value": {column: metric}}``, as each run measured them on the
     full test split, plus its training seconds under ``"train seconds"`` and, where the run kept them, nDCG@10
     per query under ``"per query"`` (``{"fine-tuned" or "zero-shot": {column: {query id: value}}}``, the run's
-    model and the zero-shot one, for ``metrics.paired_bootstrap``)."""
+    model and the zero-shot one, for ``metrics.paired_bootstrap``).
+
+    Args:
+        name: the recipe (e.g. ``"bi-encoder"``).
+        metric: the metric reported per column.
+        folder: the checkpoint folder (default: ``CHECKPOINTS / name``).
+
+    Returns:
+        ``{"key=value": {column: metric value, "train seconds": float, "per query": ...}}``, one entry per run.
+
+    Raises:
+        FileNotFoundError: no variant was recorded.
+    """
     path = Path(folder or CHECKPOINTS / name) / "variants.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: record a variant with "
@@ -222,7 +245,17 @@ def weights_digest(folder: str | os.PathLike) -> str:
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:
-    """The manifest of the checkpoint in ``folder``."""
+    """The manifest of the checkpoint in ``folder``.
+
+    Args:
+        folder: a checkpoint folder (e.g. ``CHECKPOINTS / "bi-encoder"``).
+
+    Returns:
+        the parsed ``manifest.json``: its ``"settings"``, metrics, probe outputs and the like.
+
+    Raises:
+        FileNotFoundError: the folder holds no checkpoint.
+    """
     path = Path(folder) / "manifest.json"
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint in {folder}: train it with the command in the README.")

@@ -55,7 +55,17 @@ class System:
     docstring; ``bytes_per_doc`` is what its index keeps per document (0 when unknown). ``indexes``: approximate
     indexes measured on its vectors, each an option beside its exact scan; give them only to a system whose
     per-document cost is one dense vector scan (a bi-encoder, alone or before a reranker), as an index replaces
-    the whole of ``per_doc_ms``."""
+    the whole of ``per_doc_ms``.
+
+    Args:
+        name: the system's name in tables.
+        quality: ``{column: nDCG@10}``, e.g. ``{"unseen": 0.68}``.
+        query_ms: ms per query that do not grow with the corpus (encoding the query).
+        per_doc_ms: ms per query per document in the corpus (the exact scan).
+        rerank_ms: ms per query for reranking its candidates.
+        bytes_per_doc: index bytes per document; 0 when unknown.
+        indexes: approximate indexes (``index_model.Index``) measured on its vectors.
+    """
 
     name: str
     quality: Mapping[str, float]
@@ -68,13 +78,27 @@ class System:
     def ms(self, corpus_size: int, speedup: float = 1.0) -> float:
         """Predicted milliseconds per query over ``corpus_size`` documents, exact search on one machine.
 
+        Args:
+            corpus_size: N, the documents searched.
+            speedup: how much faster the target hardware is than the one measured.
+
+        Returns:
+            ms per query.
+
         >>> System("x", {}, query_ms=10, per_doc_ms=1e-4, rerank_ms=40).ms(1_000_000)
         150.0
         """
         return (self.query_ms + self.per_doc_ms * corpus_size + self.rerank_ms) / speedup
 
     def with_indexes(self, *indexes: Index) -> "System":
-        """The same system with these approximate indexes as options (``System.indexes``)."""
+        """The same system with these approximate indexes as options (``System.indexes``).
+
+        Args:
+            *indexes: ``index_model.Index`` measurements; they replace any it had.
+
+        Returns:
+            a new ``System``.
+        """
         return dataclasses.replace(self, indexes=tuple(indexes))
 
 
@@ -168,7 +192,26 @@ def choose(systems: Sequence[System], corpus_size: int, latency_ms: float, colum
     ``latency_ms``; with ``min_quality``, also at least that good. Each system is tried with its exact scan and
     each of its ``indexes``, sharded when the index outgrows ``memory_share`` of ``machine_gb`` (``gather_ms``:
     a scatter-gather's network round trip and merge, assumed, not measured here). Ties go to fewer shards, then
-    to the faster."""
+    to the faster.
+
+    Args:
+        systems: the measured candidates.
+        corpus_size: N, the documents to search.
+        latency_ms: the budget per query.
+        column: the quality column that matters (``"unseen"``, ``"CACM"``, ``"all"``, ...).
+        speedup: how much faster the target hardware is than the one measured.
+        min_quality: the least quality acceptable on ``column``; None: any.
+        machine_gb: one machine's memory.
+        memory_share: the share of it an index may take.
+        gather_ms: added per query when sharded.
+
+    Returns:
+        a ``Choice``: the system (None when nothing fits), the reason, every candidate's row, index, shards, ms
+        and quality.
+
+    Raises:
+        ValueError: a non-positive size, budget or speedup, or a system without a ``column`` quality.
+    """
     if corpus_size < 1 or latency_ms <= 0 or speedup <= 0:
         raise ValueError("corpus_size must be >= 1, latency_ms and speedup > 0.")
     missing = [s.name for s in systems if column not in s.quality]
@@ -232,6 +275,13 @@ def pareto_front(points: Mapping[str, tuple[float, float]], ms_tolerance: float 
     front merely for being a few milliseconds faster: b beats a when ms_b <= (1 + t) ms_a and q_b >= q_a, and
     q_b > q_a or ms_b < ms_a / (1 + t).
 
+    Args:
+        points: ``{name: (ms, quality)}``.
+        ms_tolerance: t, the relative latency difference counted as none.
+
+    Returns:
+        the names on the front, fastest first.
+
     >>> pareto_front({"a": (1, 0.60), "b": (5, 0.70), "c": (6, 0.65), "d": (50, 0.80)})
     ['a', 'b', 'd']
     >>> pareto_front({"a": (10, 0.60), "b": (12, 0.70), "d": (50, 0.80)}, ms_tolerance=0.5)  # b is as fast as a
@@ -258,6 +308,20 @@ def deployment(system: System, corpus_size: int, encode_docs_per_s: float, machi
     - encoding hours on ``encoding_machines`` machines, at ``encode_docs_per_s`` per ``measured_cores`` cores;
     - query ms: the shards scan in parallel, so the per-document part divides by the shard count.
 
+    Args:
+        system: the measured system (its ``bytes_per_doc`` sizes the index).
+        corpus_size: N, the documents.
+        encode_docs_per_s: documents encoded per second, measured on ``measured_cores`` cores.
+        machine_gb: one machine's memory.
+        machine_cores: one machine's cores.
+        measured_cores: the cores the measurements ran on.
+        replicas: copies of each shard.
+        memory_share: the share of a machine's memory the index may take.
+        encoding_machines: machines encoding the corpus.
+
+    Returns:
+        ``{"documents", "index GB", "shards", "machines", "encoding hours", "query ms"}``.
+
     >>> bi = System("bi", {}, query_ms=10, per_doc_ms=6e-5, bytes_per_doc=1536)
     >>> plan = deployment(bi, 100_000_000, encode_docs_per_s=30)
     >>> plan["shards"], plan["machines"], plan["index GB"], plan["query ms"]
@@ -279,6 +343,14 @@ def deployment(system: System, corpus_size: int, encode_docs_per_s: float, machi
 def median_ms(fn: Callable[[object], object], inputs: Iterable, warmup: int = 1) -> float:
     """Median milliseconds of ``fn(x)`` over ``inputs``, each call alone, after ``warmup`` unmeasured calls
     (``timing.time_calls``): the latency a user meets, not a batch's throughput.
+
+    Args:
+        fn: called once per input.
+        inputs: e.g. query texts.
+        warmup: calls made first and not measured.
+
+    Returns:
+        the median ms of one call.
 
     >>> median_ms(lambda x: sum(range(x)), [10, 10, 10]) < 100
     True

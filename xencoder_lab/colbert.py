@@ -56,6 +56,17 @@ def maxsim(Q: torch.Tensor, D: torch.Tensor, mask_with: str = "-inf") -> torch.T
     ``mask_with="-inf"`` (right) fills padded positions with -inf before the max; ``"multiply"`` multiplies
     the similarities by the mask (0 on padding): the bug the module docstring describes.
 
+    Args:
+        Q: query vectors (B, Lq, dim).
+        D: document vectors (N, Ld, dim), padded rows zero.
+        mask_with: ``"-inf"`` or ``"multiply"`` (the bug, to see it).
+
+    Returns:
+        (B, N) scores.
+
+    Raises:
+        ValueError: wrong shapes or an unknown ``mask_with``.
+
     >>> Q = torch.tensor([[[1.0, 0.0]]])                          # one query token
     >>> D = torch.tensor([[[-0.6, 0.8], [0.0, 0.0]],             # a document with 1 real token, 1 padded row
     ...                   [[-0.8, 0.6], [-0.6, 0.8]]])            # a document with 2 real tokens
@@ -78,6 +89,14 @@ def maxsim(Q: torch.Tensor, D: torch.Tensor, mask_with: str = "-inf") -> torch.T
 def pad_documents(vectors: np.ndarray, lengths: Sequence[int], rows: Sequence[int] | None = None) -> torch.Tensor:
     """Documents ``rows`` (default all) of a flat token store (T, dim) as a zero-padded tensor (n, Lmax, dim).
 
+    Args:
+        vectors: every document's token vectors, one after another (T, dim).
+        lengths: tokens per document (N,); they sum to T.
+        rows: the documents to take, by position; None: all.
+
+    Returns:
+        (n, Lmax, dim) float32 tensor, Lmax the longest of them.
+
     >>> pad_documents(np.ones((3, 2)), [1, 2]).shape
     torch.Size([2, 2, 2])
     """
@@ -94,7 +113,20 @@ def pad_documents(vectors: np.ndarray, lengths: Sequence[int], rows: Sequence[in
 class ColBERT(torch.nn.Module):
     """One tower and a projection to ``dim``; queries as ``query_length`` vectors, documents as one vector a
     token (cut at ``max_length`` tokens). The projection starts as a seeded random orthonormal map, which keeps
-    the tower's token cosines roughly as they are (about 1/sqrt(dim) of noise)."""
+    the tower's token cosines roughly as they are (about 1/sqrt(dim) of noise).
+
+    Args:
+        name: base model, a folder or hub id (default: ``models.resolve_model()``).
+        dim: width of the token vectors, at most the tower's hidden size.
+        query_length: tokens per query, padded or cut to it.
+        max_length: tokens kept per document.
+        augment: pad queries with [MASK] tokens that take part in the score (query augmentation).
+        seed: seed of the projection's initialisation.
+        device: where to run it (default: ``models.get_device()``).
+
+    Raises:
+        ValueError: ``dim`` or a length out of range.
+    """
 
     def __init__(self, name: str | None = None, dim: int = 128, query_length: int = 32, max_length: int = 256,
                  augment: bool = True, seed: int = 0, device: torch.device | str | None = None):
@@ -119,7 +151,18 @@ class ColBERT(torch.nn.Module):
 
     def features(self, texts: Sequence[str], tower: str) -> dict[str, list[list[int]]]:
         """Unpadded token ids: [CLS] marker text... [SEP], cut to fit. A query is then padded to
-        ``query_length`` with [MASK] (mask 0: no real token attends to it), or with [PAD] without ``augment``."""
+        ``query_length`` with [MASK] (mask 0: no real token attends to it), or with [PAD] without ``augment``.
+
+        Args:
+            texts: a non-empty list of texts.
+            tower: ``"query"`` or ``"document"``: which marker, and whether to pad.
+
+        Returns:
+            ``{"input_ids": n lists, "attention_mask": n lists}``; queries all ``query_length`` long.
+
+        Raises:
+            ValueError: an unknown tower, one string, or no texts.
+        """
         if tower not in MARKERS:
             raise ValueError(f"tower={tower!r}: use 'query' or 'document'.")
         if isinstance(texts, str) or len(texts) == 0:
@@ -135,14 +178,30 @@ class ColBERT(torch.nn.Module):
         return {"input_ids": ids, "attention_mask": mask}
 
     def tokenize(self, texts: Sequence[str], tower: str = "query") -> dict[str, torch.Tensor]:
-        """Tensors (B, L) of ``features``, padded to the batch's longest, on the model's device."""
+        """Tensors (B, L) of ``features``, padded to the batch's longest, on the model's device.
+
+        Args:
+            texts: B texts.
+            tower: ``"query"`` or ``"document"``.
+
+        Returns:
+            ``{"input_ids": (B, L), "attention_mask": (B, L)}`` tensors.
+        """
         features = self.features(texts, tower)
         batch = pad_batch(features, range(len(texts)), self.tokenizer.pad_token_id)
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def forward(self, batch, tower: str = "query") -> torch.Tensor:
         """Token vectors (B, L, dim), normalised; the rows MaxSim must skip are zero: a document's padding, and
-        a query's padding without ``augment`` (a zero query row adds 0 to the score)."""
+        a query's padding without ``augment`` (a zero query row adds 0 to the score).
+
+        Args:
+            batch: the output of ``tokenize``, (B, L) tensors.
+            tower: ``"query"`` or ``"document"``.
+
+        Returns:
+            (B, L, dim) tensor, with grads.
+        """
         out = self.tower(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         vectors = F.normalize(self.projection(out.last_hidden_state), dim=-1)  # (B, L, dim)
         keep = batch["attention_mask"].clone()  # (B, L)
@@ -151,11 +210,31 @@ class ColBERT(torch.nn.Module):
         return vectors * keep[..., None]  # (B, L, dim)
 
     def similarity(self, Q: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
-        """Training scores (B, N): ``maxsim``."""
+        """Training scores (B, N): ``maxsim``.
+
+        Args:
+            Q: query vectors (B, Lq, dim).
+            D: document vectors (N, Ld, dim), padded rows zero.
+
+        Returns:
+            (B, N) tensor.
+        """
         return maxsim(Q, D)
 
     def encode_queries(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool | None = None):
-        """Query vectors, float32 numpy (Q, query_length, dim)."""
+        """Query vectors, float32 numpy (Q, query_length, dim).
+
+        Args:
+            texts: Q query texts.
+            batch_size: queries per forward pass.
+            show_progress: accepted for ``BiEncoder``'s interface; no bar is shown.
+
+        Returns:
+            (Q, query_length, dim) float32 numpy array.
+
+        Raises:
+            ValueError: an empty query.
+        """
         empty = [i for i, text in enumerate(texts) if isinstance(text, str) and not text.strip()]
         if empty:
             raise ValueError(f"query {empty[0]} is empty: give each query at least one word.")
@@ -167,7 +246,16 @@ class ColBERT(torch.nn.Module):
 
     def encode_documents(self, texts: Sequence[str], batch_size: int = 32, show_progress: bool | None = None):
         """Every document's token vectors, flat: (vectors (T, dim) float16, lengths (N,)); document i is rows
-        sum(lengths[:i]) to sum(lengths[:i+1]). Batches of similar length, as ``batching.run_sorted``."""
+        sum(lengths[:i]) to sum(lengths[:i+1]). Batches of similar length, as ``batching.run_sorted``.
+
+        Args:
+            texts: N document texts.
+            batch_size: documents per forward pass.
+            show_progress: show a progress bar; ``None``: from 256 documents.
+
+        Returns:
+            ``(vectors, lengths)``: (T, dim) float16 numpy array and (N,) int array.
+        """
         from tqdm import tqdm
 
         features = self.features(texts, "document")
@@ -205,6 +293,14 @@ class ColbertIndex:
       scored exactly (MaxSim). ``set_search(nprobe=...)`` turns the index's knob.
 
     ``search`` has the interface of ``retrieval.DenseSearcher``, so a pipeline takes it as a first stage.
+
+    Args:
+        model: the ColBERT that embeds the corpus and the queries.
+        ds: the dataset whose corpus to index.
+        index: a FAISS ``index_factory`` key for the token vectors; None: exact MaxSim over every document.
+        candidates: nearest token vectors each query vector fetches from the index.
+        train_size: token vectors the index trains on (a sample); None: all.
+        cache_root: the disk cache's folder (default: ``XLAB_CACHE``).
     """
 
     def __init__(self, model: ColBERT, ds: Dataset, index: str | None = None, candidates: int = 32,
@@ -232,14 +328,28 @@ class ColbertIndex:
         return len(self.ids)
 
     def set_search(self, **params: int) -> "ColbertIndex":
-        """Set the token index's search knob (``nprobe``, ``efSearch``); returns the index."""
+        """Set the token index's search knob (``nprobe``, ``efSearch``); returns the index.
+
+        Args:
+            **params: FAISS search parameters, e.g. ``nprobe=16``.
+
+        Returns:
+            this ``ColbertIndex``.
+
+        Raises:
+            ValueError: exact search (``index=None``) has no knob.
+        """
         if self.tokens is None:
             raise ValueError("exact search (index=None) has no knob: build with index='IVF1024,SQfp16', say.")
         self.tokens.set_search(**params)
         return self
 
     def bytes_per_document(self) -> dict[str, float]:
-        """Memory a document takes: its tokens, their fp16 vectors (what exact MaxSim reads), the token index."""
+        """Memory a document takes: its tokens, their fp16 vectors (what exact MaxSim reads), the token index.
+
+        Returns:
+            ``{"tokens": mean tokens, "fp16 vectors": bytes, "token index": bytes (with an index only)}``.
+        """
         tokens = float(self.lengths.mean())
         sizes = {"tokens": tokens, "fp16 vectors": tokens * self.model.dim * 2}
         if self.tokens is not None:
@@ -248,7 +358,16 @@ class ColbertIndex:
 
     def rerank(self, Q: np.ndarray, rows: Sequence[int], mask_with: str = "-inf") -> np.ndarray:
         """Exact MaxSim scores (len(rows),) of one query's vectors Q (Lq, dim) against documents ``rows``, padded
-        together to the longest of them (``mask_with``: see ``maxsim``)."""
+        together to the longest of them (``mask_with``: see ``maxsim``).
+
+        Args:
+            Q: one query's vectors (Lq, dim).
+            rows: the documents' positions in the corpus.
+            mask_with: ``"-inf"`` or ``"multiply"`` (see ``maxsim``).
+
+        Returns:
+            (len(rows),) float32 scores.
+        """
         D = pad_documents(self.vectors, self.lengths, rows)  # (n, Lmax, dim)
         with torch.inference_mode():
             return maxsim(torch.as_tensor(Q, dtype=torch.float32)[None], D, mask_with)[0].numpy()  # (n,)
@@ -258,7 +377,18 @@ class ColbertIndex:
         """A first stage's ``run`` ({query id: ranked ids}) with each query's top ``depth`` reordered by exact
         MaxSim (``cross_encoder.rerank``: ties keep the first stage's order); the rest keep their order.
         ``queries``: {query id: text}; ``query_vectors`` (n, Lq, dim), in ``run``'s order, saves encoding them
-        again when the same queries are reranked several times."""
+        again when the same queries are reranked several times.
+
+        Args:
+            queries: ``{query id: text}``.
+            run: ``{query id: [doc ids, best first]}`` of the first stage.
+            depth: documents reranked per query.
+            mask_with: ``"-inf"`` or ``"multiply"`` (see ``maxsim``).
+            query_vectors: (n, Lq, dim) from ``encode_queries``, in ``run``'s order; None: encode them.
+
+        Returns:
+            ``{query id: [doc ids]}``, the top ``depth`` by MaxSim, then the rest.
+        """
         row = {doc_id: i for i, doc_id in enumerate(self.ids)}
         run = {q: list(ranking) for q, ranking in run.items()}
         Q = self.model.encode_queries([queries[q] for q in run]) if query_vectors is None else query_vectors
@@ -287,7 +417,19 @@ class ColbertIndex:
     def search(self, queries: Sequence[str], k: int = 100) -> tuple[list[list[str]], np.ndarray]:
         """Top ``k`` documents for each query text: (ids, one list per query; scores (Q, k)), best first. With a
         token index, a query whose candidates hold fewer than ``k`` documents gets a shorter list (scores -inf
-        after it)."""
+        after it).
+
+        Args:
+            queries: Q query texts, a list (not one string).
+            k: documents per query, 1 to N.
+
+        Returns:
+            ``(ids, scores)``: Q lists of at most k document ids, best first, and scores (Q, k) float32.
+
+        Raises:
+            TypeError: one string instead of a list.
+            ValueError: ``k`` outside 1..N.
+        """
         if isinstance(queries, str):
             raise TypeError("give a list of queries, not one string: e.g. search([query]).")
         if not 1 <= k <= len(self.ids):

@@ -92,7 +92,20 @@ def _entry(meta: dict, model: BiEncoder, ds: Dataset, path: Path) -> str:
 
 def install(model: BiEncoder, ds: Dataset, path: str | Path = PATH, cache_root=None) -> dict:
     """Put the shipped embeddings of ``ds``'s corpus by ``model``'s document tower into the disk cache, where
-    ``encode_corpus`` finds them (raises if the file holds none for this model and corpus)."""
+    ``encode_corpus`` finds them (raises if the file holds none for this model and corpus).
+
+    Args:
+        model: the bi-encoder whose document tower made the embeddings.
+        ds: the dataset whose corpus they embed.
+        path: the shipped ``.npz`` (default: beside the ``bi-encoder`` checkpoint).
+        cache_root: the disk cache's folder (default: ``XLAB_CACHE``).
+
+    Returns:
+        ``{"embeddings": entry name, "documents": N, "new to the cache": bool}``.
+
+    Raises:
+        ValueError: the file holds no embeddings of this model and corpus.
+    """
     path = Path(path)
     meta, arrays = load(path)
     name = _entry(meta, model, ds, path)
@@ -102,7 +115,21 @@ def install(model: BiEncoder, ds: Dataset, path: str | Path = PATH, cache_root=N
 
 def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str | Path = PATH) -> dict:
     """Re-embed ``n`` seeded random documents of ``ds`` with ``model``; return the largest difference from the
-    stored embeddings (a few 1e-7: the same float32 arithmetic, batched differently)."""
+    stored embeddings (a few 1e-7: the same float32 arithmetic, batched differently).
+
+    Args:
+        model: the bi-encoder the file was made with.
+        ds: the dataset whose corpus the file embeds.
+        n: documents to re-embed.
+        seed: seed of their choice.
+        path: the shipped ``.npz`` (default: beside the ``bi-encoder`` checkpoint).
+
+    Returns:
+        ``{"documents checked": n, "largest difference": float}``.
+
+    Raises:
+        ValueError: the file holds no embeddings of this model and corpus.
+    """
     path = Path(path)
     meta, arrays = load(path)
     stored = arrays[_entry(meta, model, ds, path)]  # (N, D)

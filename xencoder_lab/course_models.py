@@ -102,7 +102,15 @@ def load_cross_encoder(folder: str | Path | None = None, device=None) -> CrossEn
 
 def load_poly_encoder(folder: str | Path | None = None, device=None) -> PolyEncoder:
     """The course poly-encoder: the base model, its LoRA updates and codes laid over it (``folder`` defaults to
-    the ``poly-encoder`` checkpoint)."""
+    the ``poly-encoder`` checkpoint).
+
+    Args:
+        folder: a checkpoint folder or a recipe name; default the ``poly-encoder`` checkpoint.
+        device: where to run it (default: ``models.get_device()``).
+
+    Returns:
+        a ``PolyEncoder`` in eval mode.
+    """
     folder = _folder(folder, "poly-encoder")
     model, _ = poly_encoder(checkpoints.read_manifest(folder)["settings"], device)
     model.to(model.device).eval()
@@ -110,7 +118,15 @@ def load_poly_encoder(folder: str | Path | None = None, device=None) -> PolyEnco
 
 
 def load_colbert(folder: str | Path | None = None, device=None) -> ColBERT:
-    """The course ColBERT: the base model, its LoRA updates and projection (``folder``: default the checkpoint)."""
+    """The course ColBERT: the base model, its LoRA updates and projection (``folder``: default the checkpoint).
+
+    Args:
+        folder: a checkpoint folder or a recipe name; default the ``colbert`` checkpoint.
+        device: where to run it (default: ``models.get_device()``).
+
+    Returns:
+        a ``ColBERT`` in eval mode.
+    """
     folder = _folder(folder, "colbert")
     model, _ = colbert(checkpoints.read_manifest(folder)["settings"], device)
     return checkpoints.load_weights(model.eval(), folder)

@@ -40,7 +40,14 @@ from .models import backend_parts, load_encoder, model_fingerprint
 
 
 class CrossEncoder(torch.nn.Module):
-    """An encoder over ``[CLS] q [SEP] d [SEP]`` and a linear head on ``[CLS]`` (plus the warm-start cosine)."""
+    """An encoder over ``[CLS] q [SEP] d [SEP]`` and a linear head on ``[CLS]`` (plus the warm-start cosine).
+
+    Args:
+        name: base model, a folder or hub id (default: ``models.resolve_model()``).
+        max_length: tokens kept per pair; the document is cut, never the query.
+        cosine_scale: ``a``, the warm start's initial scale (head at 0); None: a plain head, randomly initialised.
+        device: where to run it (default: ``models.get_device()``).
+    """
 
     def __init__(
         self,
@@ -69,6 +76,16 @@ class CrossEncoder(torch.nn.Module):
 
         An empty document is scored (from the query alone, as sentence-transformers does); an empty query
         is a mistake and raises.
+
+        Args:
+            queries: one query per pair.
+            docs: one document text per pair.
+
+        Returns:
+            the tokenizer's ``{"input_ids", "token_type_ids", "attention_mask"}``, a list per pair.
+
+        Raises:
+            ValueError: not one query per document, or an empty query.
         """
         if len(queries) != len(docs):
             raise ValueError(f"got {len(queries)} queries but {len(docs)} documents: one of each per pair.")
@@ -78,13 +95,31 @@ class CrossEncoder(torch.nn.Module):
         return self.tokenizer(list(queries), list(docs), truncation=True, max_length=self.max_length)
 
     def tokenize(self, queries: Sequence[str], docs: Sequence[str]) -> dict[str, torch.Tensor]:
-        """A padded batch of pairs on the model's device, for training."""
+        """A padded batch of pairs on the model's device, for training.
+
+        Args:
+            queries: B queries, one per pair.
+            docs: B document texts.
+
+        Returns:
+            ``{"input_ids", "token_type_ids", "attention_mask"}``, each a (B, L) tensor.
+        """
         return self.tokenizer(
             list(queries), list(docs), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
         ).to(self.device)
 
     def forward(self, batch) -> torch.Tensor:
-        """Logits (B,) for a batch of tokenized pairs."""
+        """Logits (B,) for a batch of tokenized pairs.
+
+        Args:
+            batch: the output of ``tokenize``, (B, L) tensors with ``token_type_ids``.
+
+        Returns:
+            (B,) tensor of logits, with grads.
+
+        Raises:
+            ValueError: a batch without (B, L) ``input_ids`` or without ``token_type_ids``.
+        """
         if batch["input_ids"].ndim != 2 or "token_type_ids" not in batch:
             raise ValueError("batch: give the output of tokenize(queries, docs): input_ids (B, L) and token_type_ids.")
         h = self.encoder(**batch).last_hidden_state  # (B, L, D)
@@ -106,6 +141,18 @@ class CrossEncoder(torch.nn.Module):
         """Logits (P,) for pairs (one query for all ``docs``, or one query per doc), batched by length.
 
         Unlike scoring one pair at a time, pairs of similar length share a batch, padded only to its longest.
+
+        Args:
+            queries: one query for every document, or a list of P queries, one per document.
+            docs: P document texts.
+            batch_size: pairs per forward pass.
+            show_progress: show a progress bar; ``None``: only for long inputs.
+
+        Returns:
+            (P,) float32 numpy logits, in the order of ``docs``.
+
+        Raises:
+            ValueError: not one query per document, or an empty query.
         """
         if isinstance(queries, str):
             queries = [queries] * len(docs)
@@ -122,6 +169,17 @@ def small_cross_encoder(teacher: CrossEncoder, layers: int, max_length: int | No
     its warm-start scale, reading at most ``max_length`` tokens (the teacher's by default). The teacher is not
     changed. Fewer layers and shorter inputs make every pair cheaper, about ``(6 / layers) x (256 / max_length)``
     times for all-MiniLM-L6-v2 at 256 tokens.
+
+    Args:
+        teacher: the cross-encoder to copy.
+        layers: transformer layers kept, from the bottom, 1 to the teacher's count.
+        max_length: the student's token limit; None: the teacher's.
+
+    Returns:
+        a new ``CrossEncoder``.
+
+    Raises:
+        ValueError: ``layers`` out of range.
 
     >>> student = small_cross_encoder(CrossEncoder(max_length=64, cosine_scale=20.0), layers=2, max_length=32)
     >>> len(student.encoder.encoder.layer), student.max_length
@@ -233,6 +291,19 @@ def score_candidates(
     weights, its ``max_length`` and the pair's two texts: scoring thousands of pairs takes minutes on a CPU,
     reading them back takes milliseconds, and a later call (another depth, another first stage) scores only the
     pairs not seen before. ``cache=False`` scores without the disk (e.g. a model in the middle of training).
+
+    Args:
+        model: the cross-encoder.
+        ds: the dataset the query and document ids belong to; queries it lacks are skipped.
+        runs: first-stage runs ``{query id: [doc ids, best first]}``; their pairs are pooled.
+        depth: documents scored per query and run.
+        batch_size: pairs per forward pass.
+        show_progress: show a progress bar; ``None``: only for long inputs.
+        cache: read and keep the logits in the disk cache.
+        cache_root: the cache folder (default: ``cache.cache_dir()``).
+
+    Returns:
+        ``{query id: {doc id: logit}}``.
     """
     pairs = sorted({(q, d) for run in runs for q in run if q in ds.queries for d in run[q][:depth]})
     queries = [ds.queries[q] for q, _ in pairs]
@@ -256,6 +327,14 @@ def rerank(run: dict[str, list[str]], scores: dict[str, dict[str, float]], depth
     """Order the top ``depth`` of each ranking by ``scores`` (highest first, ties in first-stage order); the
     rest keep their order. The one reranking step of the course: ``pipeline.Pipeline`` uses it for one query
     and for a whole query set.
+
+    Args:
+        run: ``{query id: [doc ids, best first]}``.
+        scores: ``{query id: {doc id: score}}``, covering each query's top ``depth``.
+        depth: documents reordered per query.
+
+    Returns:
+        ``{query id: [doc ids]}``, the reranked run.
 
     >>> rerank({"q": ["a", "b", "c"]}, {"q": {"a": 0.1, "b": 2.0}}, depth=2)
     {'q': ['b', 'a', 'c']}

@@ -45,6 +45,14 @@ class Dataset:
     corpus:  doc id -> {"title": str, "text": str}         (every document, judged or not)
     queries: query id -> text                               (only the queries judged in this split)
     qrels:   query id -> {doc id: relevance grade (int)}    (grade > 0 means relevant)
+
+    Args:
+        name: the dataset's name (e.g. ``"scifact"``); caches key on it.
+        split: ``"train"``, ``"test"``, ... (``"train-validation"`` from ``split_validation``).
+        corpus: as above.
+        queries: as above.
+        qrels: as above.
+        path: the folder it was loaded from; None when built in memory.
     """
 
     name: str
@@ -65,6 +73,12 @@ class Dataset:
 def document_text(doc: dict[str, str]) -> str:
     """The text a model or BM25 sees for a document: ``"title. text"`` (just the text when untitled, just
     the title when there is no text, ``""`` when there is neither).
+
+    Args:
+        doc: a corpus entry, ``{"title": str, "text": str}`` (either may be missing).
+
+    Returns:
+        the text, stripped; a title gets a full stop unless it ends in one.
 
     >>> document_text({"title": "Only a title", "text": ""})
     'Only a title.'
@@ -104,7 +118,21 @@ def load_beir(
     path: str | os.PathLike | None = None,
     download: bool = True,
 ) -> Dataset:
-    """Load one split of a BEIR dataset (see the module docstring for where it is looked for)."""
+    """Load one split of a BEIR dataset (see the module docstring for where it is looked for).
+
+    Args:
+        name: the dataset's folder name (e.g. ``"scifact"``, ``"cacm"``).
+        split: the qrels file to read, ``qrels/<split>.tsv``; only its judged queries are kept.
+        path: a folder holding the dataset (or ``<path>/<name>``); None: ``XLAB_DATA``, then the user cache.
+        download: download it into the user cache when it is nowhere else (not with ``path``).
+
+    Returns:
+        a ``Dataset``: the whole corpus, the split's queries and qrels.
+
+    Raises:
+        DatasetNotFoundError: the dataset is not found (and could not be downloaded).
+        DatasetFormatError: a file of it is malformed.
+    """
     folder = find_dataset(name, path=path, download=download)
     corpus = _read_corpus(folder / "corpus.jsonl")
     all_queries = _read_queries(folder / "queries.jsonl")
@@ -236,6 +264,17 @@ def split_validation(ds: Dataset, n: int = 80, seed: int = 0) -> tuple[Dataset, 
 
     Model choices are made on validation; the test split is only ever used to report.
 
+    Args:
+        ds: the split to carve from; both parts share its corpus.
+        n: validation queries, 0 < n < the split's queries.
+        seed: seed of their choice.
+
+    Returns:
+        ``(rest, validation)``: Datasets with split names ``ds.split`` and ``ds.split + "-validation"``.
+
+    Raises:
+        ValueError: ``n`` out of range.
+
     >>> train = load_beir("toy", split="test", path=TOY_PATH)
     >>> rest, val = split_validation(train, n=2)
     >>> len(rest.queries), len(val.queries), set(rest.queries).isdisjoint(val.queries)
@@ -260,6 +299,15 @@ def is_fast() -> bool:
 
 def fast_subset(ds: Dataset, n_queries: int = 100, n_distractors: int = 900, seed: int = 0) -> Dataset:
     """A fixed, seeded subset: ``n_queries`` queries, their judged documents and ``n_distractors`` others.
+
+    Args:
+        ds: the dataset to cut.
+        n_queries: queries kept (all, when it has fewer).
+        n_distractors: unjudged documents kept beside the judged ones.
+        seed: seed of both choices.
+
+    Returns:
+        a ``Dataset`` named ``<name>-fast``, corpus order kept.
 
     >>> toy = load_beir("toy", path=TOY_PATH)
     >>> small = fast_subset(toy, n_queries=2, n_distractors=3)
@@ -286,5 +334,12 @@ def fast_subset(ds: Dataset, n_queries: int = 100, n_distractors: int = 900, see
 
 
 def maybe_fast(ds: Dataset) -> Dataset:
-    """``fast_subset(ds)`` when ``XLAB_FAST`` is on, else ``ds`` unchanged."""
+    """``fast_subset(ds)`` when ``XLAB_FAST`` is on, else ``ds`` unchanged.
+
+    Args:
+        ds: the dataset.
+
+    Returns:
+        ``fast_subset(ds)`` (100 queries, 900 distractors) or ``ds`` itself.
+    """
     return fast_subset(ds) if is_fast() else ds

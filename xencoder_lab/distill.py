@@ -50,6 +50,14 @@ def bi_encoder_group_scores(model: BiEncoder, groups: Sequence[tuple[str, str, S
     """The bi-encoder's scores (G, W) of each group's pairs, ``scale * cos(q, d)``, with gradients (none reach a
     frozen document tower).
 
+    Args:
+        model: the bi-encoder (student).
+        groups: ``(query, positive, [negatives])``, each with the same number of negatives.
+        scale: the cosine's multiplier, to put scores on the teacher's logit scale.
+
+    Returns:
+        (G, W) float tensor, W = 1 + negatives, the positive in column 0.
+
     >>> model = BiEncoder(max_length=16)
     >>> bi_encoder_group_scores(model, [("aspirin", "aspirin cuts pain", ["measles"])], scale=20.0).shape
     torch.Size([1, 2])

@@ -51,6 +51,22 @@ def encode_corpus_distributed(
 
     Ray is started here unless it runs already (then its own settings hold); ``address`` joins a cluster.
     Ray Data's plan and progress lines (INFO) are shown only with ``verbose=True``; its warnings always are.
+
+    Args:
+        load_model: makes the model in each worker (e.g. ``functools.partial(course_models.load, "bi-encoder")``).
+        ds: the dataset whose corpus to embed.
+        workers: Ray actors, one CPU each.
+        address: a Ray cluster to join (e.g. ``"ray://head:10001"``); None: a local Ray.
+        batch_size: texts per forward pass in a worker.
+        rows_per_task: documents handed to a worker at a time.
+        verbose: show Ray Data's INFO lines.
+
+    Returns:
+        (N, D) float32 numpy array, row i for the i-th document of ``ds.corpus``.
+
+    Raises:
+        ImportError: Ray is not installed (the ``scale`` extra).
+        ValueError: ``workers`` below 1.
     """
     ray = require("ray", "scale", "encode_corpus_distributed")  # imported here: the package works without it
     require("ray.data", "scale", "encode_corpus_distributed")  # ray[data]: pyarrow, pandas

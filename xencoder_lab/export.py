@@ -111,6 +111,20 @@ def to_sentence_transformers(
     ``trust_remote_code=True``). Both read at most ``model.max_length`` tokens; a pair is cut longest part
     first, as ours. The folder is written in full under a temporary name, then renamed: an existing folder is
     kept unless ``overwrite=True``, and then replaced only once the new one is complete.
+
+    Args:
+        model: a ``BiEncoder`` with one shared tower, or a ``CrossEncoder``.
+        folder: where to write it.
+        overwrite: replace an existing sentence-transformers model there.
+
+    Returns:
+        the folder, as a ``Path``.
+
+    Raises:
+        TypeError: another kind of model.
+        ValueError: a two-tower bi-encoder, a pooling sentence-transformers lacks, or a folder that holds
+            something else.
+        FileExistsError: the folder exists and ``overwrite`` is False.
     """
     folder = Path(folder)
     if isinstance(model, BiEncoder):

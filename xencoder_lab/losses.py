@@ -37,6 +37,18 @@ def in_batch_negatives_loss(
 
     ``symmetric`` adds the document -> query direction (each of the first B documents must pick its query
     among the B queries) and returns the mean of the two directions.
+
+    Args:
+        q_emb: query embeddings (B, D).
+        d_emb: document embeddings (B + extra, D); row i < B is query i's positive.
+        temperature: t, scores are divided by it (smaller: sharper softmax).
+        symmetric: also the document -> query direction.
+
+    Returns:
+        a scalar tensor, the mean loss over the batch.
+
+    Raises:
+        ValueError: the shapes do not fit.
     """
     if q_emb.ndim != 2 or d_emb.ndim != 2 or d_emb.shape[0] < q_emb.shape[0] or d_emb.shape[1] != q_emb.shape[1]:
         shapes = f"{tuple(q_emb.shape)} and {tuple(d_emb.shape)}"
@@ -80,6 +92,19 @@ def corpus_softmax_loss(
     negatives are every other document, other queries' answers included. ``exclude`` (B, N) is True where a
     document is another relevant one for query i: it is masked out rather than counted as a negative.
 
+    Args:
+        q_emb: query embeddings (B, D).
+        d_emb: the corpus's embeddings (N, D).
+        positives: (B,) long, the row of each query's positive in ``d_emb``.
+        temperature: t, positive.
+        exclude: (B, N) bool, other relevant documents to mask out; None: none.
+
+    Returns:
+        a scalar tensor, the mean loss over the batch.
+
+    Raises:
+        ValueError: the shapes do not fit, or ``temperature <= 0``.
+
     >>> q, d = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     >>> round(corpus_softmax_loss(q, d, torch.tensor([0]), temperature=1.0).item(), 4)      # log(1 + e^-1)
     0.3133
@@ -103,6 +128,15 @@ def listwise_loss(logits: torch.Tensor) -> torch.Tensor:
         L = -1/G sum_i log( exp(z_i0) / sum_j exp(z_ij) )         z: (G, 1 + negatives)
 
     The cross-encoder's counterpart of in-batch negatives: each positive competes with its own negatives.
+
+    Args:
+        logits: (G, 1 + negatives), the positive in column 0.
+
+    Returns:
+        a scalar tensor, the mean over groups.
+
+    Raises:
+        ValueError: not 2-D, or no negative.
 
     >>> round(listwise_loss(torch.tensor([[2.0, 0.0, 0.0]])).item(), 4)      # log(1 + 2 e^-2)
     0.2395
@@ -137,6 +171,16 @@ def group_bce_loss(logits: torch.Tensor, pos_weight: float | None = None) -> tor
 def score_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """MSE between the student's and the teacher's scores, both (G, W).
 
+    Args:
+        scores: the student's scores (G, W).
+        teacher: the teacher's scores (G, W), targets (no gradient needed).
+
+    Returns:
+        a scalar tensor.
+
+    Raises:
+        ValueError: the shapes differ or are not 2-D.
+
     >>> float(score_mse_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 0.0]])))
     2.0
     """
@@ -148,6 +192,16 @@ def score_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 
 def margin_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """MarginMSE: MSE between the student's and the teacher's margins ``score[:, 0] - score[:, j]``, (G, W).
+
+    Args:
+        scores: the student's scores (G, W), the positive in column 0, W >= 2.
+        teacher: the teacher's scores (G, W), laid out the same.
+
+    Returns:
+        a scalar tensor, the mean over the G x (W - 1) margins.
+
+    Raises:
+        ValueError: the shapes differ, are not 2-D, or W < 2.
 
     >>> float(margin_mse_loss(torch.tensor([[2.0, 0.0, 1.0]]), torch.tensor([[3.0, 0.0, 1.0]])))
     1.0
@@ -161,6 +215,16 @@ def margin_mse_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
 
 def softmax_kl_loss(scores: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """KL divergence from the teacher's softmax over each group to the student's, averaged over groups, (G, W).
+
+    Args:
+        scores: the student's scores (G, W), W >= 2.
+        teacher: the teacher's scores (G, W).
+
+    Returns:
+        a scalar tensor.
+
+    Raises:
+        ValueError: the shapes differ, are not 2-D, or W < 2.
 
     >>> float(softmax_kl_loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[2.0, 0.0]])))
     0.0

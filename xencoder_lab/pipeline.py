@@ -86,6 +86,18 @@ class Pipeline:
     Both go through the same first stage (``first_stage.search``: texts in, ids and scores out) and the same
     ``cross_encoder.rerank``; ``run`` scores its pairs through the disk cache (``score_candidates``), ``search``
     through ``score_cache`` when given one (the reranker's scores kept in memory, see the module docstring).
+
+    Args:
+        ds: the dataset: its corpus is searched, its queries are ``run``'s.
+        first_stage: ``"bm25"``, a model with a searcher (``BiEncoder``, ``PolyEncoder``, ``ColBERT``), or a
+            searcher (``search(texts, k) -> ids, scores``).
+        reranker: a ``CrossEncoder``; None: the first stage alone.
+        fusion: the reranker's weight in ``fuse`` (0 to 1); None: the reranker's logits alone.
+        score_cache: an in-memory cache of the reranker's scores for ``search``; None: none.
+
+    Raises:
+        ValueError: an unknown first stage, or ``fusion`` / ``score_cache`` without a reranker.
+        TypeError: a first stage that searches embeddings, not texts, or a reranker without ``score``.
     """
 
     def __init__(
@@ -123,7 +135,19 @@ class Pipeline:
                              "ColBERT) or a searcher (search(texts, k) -> ids, scores).")
 
     def search(self, query: str, k1: int = 100, k2: int = 10) -> Result:
-        """Top ``k2`` documents for ``query``, reranked from the first stage's top ``k1``."""
+        """Top ``k2`` documents for ``query``, reranked from the first stage's top ``k1``.
+
+        Args:
+            query: one query text.
+            k1: candidates from the first stage (all reranked).
+            k2: documents returned, 1 to ``k1``.
+
+        Returns:
+            a ``Result``: the top ``k2`` ids and scores, the first stage's ``k1`` ids, and each stage's seconds.
+
+        Raises:
+            ValueError: an empty query, or ``k2`` out of 1..k1.
+        """
         if not query or not query.strip():
             raise ValueError("the query is empty: give a query with at least one word.")
         if not 1 <= k2 <= k1:
@@ -145,7 +169,16 @@ class Pipeline:
 
     def stage_seconds(self, queries: Sequence[str], k1: int = 100, k2: int = 10) -> dict[str, np.ndarray]:
         """Seconds of each stage for each query searched alone (after one unmeasured warm-up search,
-        ``timing.time_calls``), as a user meets them: ``{"first_stage": (Q,), "rerank": (Q,)}``."""
+        ``timing.time_calls``), as a user meets them: ``{"first_stage": (Q,), "rerank": (Q,)}``.
+
+        Args:
+            queries: Q query texts.
+            k1: candidates from the first stage.
+            k2: documents returned.
+
+        Returns:
+            ``{"first_stage": (Q,), "rerank": (Q,)}`` float arrays of seconds.
+        """
         searches = time_calls(lambda query: self.search(query, k1=k1, k2=k2), queries)
         timings = [result.seconds for result, _ in searches]  # the stages timed inside each search
         return {stage: np.array([t[stage] for t in timings]) for stage in timings[0]}
@@ -168,7 +201,19 @@ class Pipeline:
     def run(self, k1: int = 100, k: int = 100, show_progress=None) -> dict[str, list[str]]:
         """``{query id: ranked ids}`` for every query of ``ds``, for evaluation: the first stage's top ``k``,
         of which the top ``k1`` are reranked (``k1 <= k``; the rest keep their first-stage order); empty
-        documents last."""
+        documents last.
+
+        Args:
+            k1: documents reranked per query, 1 to ``k``.
+            k: documents ranked per query.
+            show_progress: a progress bar while scoring pairs; ``None``: only for long runs.
+
+        Returns:
+            ``{query id: [k doc ids, best first]}``.
+
+        Raises:
+            ValueError: ``k1`` out of 1..k.
+        """
         if not 1 <= k1 <= k:
             raise ValueError(f"k1={k1} must be between 1 and k={k}: only the first stage's top k can be reranked.")
         first = scored_run(self.first_stage, self.ds, k, self.empty)  # {query id: {doc id: score}}, best first

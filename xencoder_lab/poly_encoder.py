@@ -44,6 +44,17 @@ from .retrieval import top_k
 def code_attention(hidden: torch.Tensor, attention_mask: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """The m codes' views of each text: y_i = sum_t softmax_t(c_i . h_t) h_t, padding masked with -inf.
 
+    Args:
+        hidden: token vectors (B, L, D).
+        attention_mask: (B, L), 1 for real tokens, 0 for padding.
+        codes: the learned codes (m, D).
+
+    Returns:
+        (B, m, D) tensor, m views per text.
+
+    Raises:
+        ValueError: the shapes do not fit.
+
     >>> h = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])     # (B=1, L=3, D=2); the last is padding
     >>> code_attention(h, torch.tensor([[1, 1, 0]]), torch.tensor([[0.0, 0.0], [9.0, 0.0]])).round(decimals=3)
     tensor([[[0.5000, 0.5000],
@@ -62,6 +73,17 @@ def poly_scores(q_vecs: torch.Tensor, d_emb: torch.Tensor, scale: float) -> torc
 
         s = sum_i softmax_i(scale * a_i) a_i,      a_i = y_i . e_d      (= e_d . sum_i w_i y_i)
 
+    Args:
+        q_vecs: query views (Q, m, D).
+        d_emb: document embeddings (N, D).
+        scale: sharpness of the attention over the views.
+
+    Returns:
+        (Q, N) tensor.
+
+    Raises:
+        ValueError: the shapes do not fit.
+
     >>> q = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])             # one query, two views (Q=1, m=2, D=2)
     >>> poly_scores(q, torch.tensor([[1.0, 0.0], [0.6, 0.8]]), scale=20.0).round(decimals=3)   # picks the closer
     tensor([[1.0000, 0.7960]])
@@ -78,6 +100,18 @@ class PolyEncoder(BiEncoder):
     ``codes`` = m, the number of learned codes (0: mean pooling, the plain bi-encoder); ``scale``: the
     sharpness of the document's attention over the m views. The codes start at N(0, ``init_std``), small
     enough that every view starts as the mean of the query's tokens.
+
+    Args:
+        name: base model, a folder or hub id (default: ``models.resolve_model()``).
+        codes: m, learned codes; 0: mean pooling.
+        scale: the document's attention sharpness over the views.
+        max_length: tokens kept per text.
+        init_std: standard deviation of the codes' initialisation.
+        seed: seed of the codes' initialisation.
+        device: where to run it (default: ``models.get_device()``).
+
+    Raises:
+        ValueError: ``codes`` below 0, or a ``max_length`` beyond the model's limit.
     """
 
     def __init__(self, name: str | None = None, codes: int = 16, scale: float = 20.0, max_length: int = 256,
@@ -91,7 +125,15 @@ class PolyEncoder(BiEncoder):
         self.to(self.device)
 
     def forward(self, batch, tower: str = "query") -> torch.Tensor:
-        """Query views (B, m, D), or (B, 1, D) with no codes; document embeddings (B, D). With grads."""
+        """Query views (B, m, D), or (B, 1, D) with no codes; document embeddings (B, D). With grads.
+
+        Args:
+            batch: the output of ``tokenize``, (B, L) tensors.
+            tower: ``"query"`` or ``"document"``.
+
+        Returns:
+            (B, m, D) or (B, 1, D) tensor for queries, (B, D) for documents.
+        """
         if tower != "query":
             return super().forward(batch, tower)  # (B, D)
         out = self.query_tower(**batch)
@@ -102,11 +144,28 @@ class PolyEncoder(BiEncoder):
         return F.normalize(views, dim=-1)  # (B, m, D)
 
     def similarity(self, q_vecs: torch.Tensor, d_emb: torch.Tensor) -> torch.Tensor:
-        """Scores (Q, N) of query views (Q, m, D) against document embeddings (N, D): ``poly_scores``."""
+        """Scores (Q, N) of query views (Q, m, D) against document embeddings (N, D): ``poly_scores``.
+
+        Args:
+            q_vecs: query views (Q, m, D).
+            d_emb: document embeddings (N, D).
+
+        Returns:
+            (Q, N) tensor, with grads.
+        """
         return poly_scores(q_vecs, d_emb, self.scale)
 
     def score(self, q_vecs, d_emb, chunk: int = 8192) -> np.ndarray:
-        """Scores (Q, N), float32 numpy, a chunk of documents at a time: memory Q x chunk x m."""
+        """Scores (Q, N), float32 numpy, a chunk of documents at a time: memory Q x chunk x m.
+
+        Args:
+            q_vecs: query views (Q, m, D) from ``encode_queries``, numpy or torch.
+            d_emb: document embeddings (N, D).
+            chunk: documents scored at a time.
+
+        Returns:
+            (Q, N) float32 numpy array.
+        """
         q_vecs = torch.as_tensor(q_vecs, dtype=torch.float32)  # (Q, m, D)
         d_emb = torch.as_tensor(d_emb, dtype=torch.float32)  # (N, D)
         with torch.inference_mode():

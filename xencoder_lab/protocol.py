@@ -38,13 +38,28 @@ def _subset(ds: Dataset, qids, split: str) -> Dataset:
 
 
 def relevant_documents(ds: Dataset) -> set[str]:
-    """Every document judged relevant (grade > 0) for some query of ``ds``."""
+    """Every document judged relevant (grade > 0) for some query of ``ds``.
+
+    Args:
+        ds: the dataset (split) whose qrels to read.
+
+    Returns:
+        a set of doc ids.
+    """
     return {d for judged in ds.qrels.values() for d, grade in judged.items() if grade > 0}
 
 
 def split_seen(test: Dataset, train: Dataset) -> tuple[Dataset, Dataset]:
     """``(seen, unseen)``: the test queries with at least one relevant document that a query of ``train`` also
-    has as relevant, and the others, whose answers training never showed."""
+    has as relevant, and the others, whose answers training never showed.
+
+    Args:
+        test: the split to divide.
+        train: the split the model was trained on.
+
+    Returns:
+        ``(seen, unseen)`` Datasets, split names ``<split>-seen`` and ``<split>-unseen``.
+    """
     cited = relevant_documents(train)
     seen = [q for q, judged in test.qrels.items() if any(g > 0 and d in cited for d, g in judged.items())]
     unseen = set(test.qrels) - set(seen)
@@ -57,6 +72,17 @@ def split_validation_by_document(ds: Dataset, n: int = 80, seed: int = 0) -> tup
 
     Queries that share a relevant document form a group (connected components); whole groups, drawn in a
     seeded order, go to validation until it holds at least ``n`` queries.
+
+    Args:
+        ds: the split to carve from (normally train).
+        n: the least number of validation queries, 0 < n < the split's queries.
+        seed: seed of the groups' order.
+
+    Returns:
+        ``(rest, validation)`` Datasets, split names ``ds.split`` and ``ds.split + "-validation"``.
+
+    Raises:
+        ValueError: ``n`` out of range, or the groups too large to leave any query in ``rest``.
 
     >>> from xencoder_lab.data import TOY_PATH, load_beir
     >>> rest, val = split_validation_by_document(load_beir("toy", path=TOY_PATH), n=2)
@@ -98,7 +124,16 @@ def split_validation_by_document(ds: Dataset, n: int = 80, seed: int = 0) -> tup
 
 def columns(test: Dataset, train: Dataset, out_of_domain: Dataset | None = None) -> dict[str, Dataset]:
     """The datasets of the three columns: ``{"all": test, "unseen": ..., "CACM": ...}`` (the out-of-domain set
-    is loaded like any dataset unless given)."""
+    is loaded like any dataset unless given).
+
+    Args:
+        test: SciFact's test split (the ``"all"`` column).
+        train: the training split, to find the unseen test queries.
+        out_of_domain: the ``"CACM"`` column; None: ``load_beir(OUT_OF_DOMAIN, "test")``.
+
+    Returns:
+        ``{"all": Dataset, "unseen": Dataset, "CACM": Dataset}``.
+    """
     out_of_domain = out_of_domain or load_beir(OUT_OF_DOMAIN, "test")
     return {"all": test, "unseen": split_seen(test, train)[1], "CACM": out_of_domain}
 
@@ -110,6 +145,15 @@ def evaluate_columns(
     column's corpus (e.g. ``lambda ds: Pipeline(ds, model, reranker)``: its ``run`` ranks every query, the first
     stage's top 100 (the whole corpus, if smaller) with its top ``k1`` reranked); ``scores`` holds ``metric``
     per column.
+
+    Args:
+        system: builds the system over one column's dataset; it needs ``run(k1=, k=, show_progress=)``.
+        columns: ``{column: Dataset}`` (see ``columns``).
+        k1: documents reranked per query (fewer when a corpus is smaller).
+        metric: e.g. ``"ndcg@10"``.
+
+    Returns:
+        ``(runs, scores)``: ``{column: {query id: [doc ids]}}`` and ``{column: metric value}``.
 
     >>> from xencoder_lab.data import TOY_PATH, load_beir
     >>> from xencoder_lab.pipeline import Pipeline
@@ -126,6 +170,11 @@ def evaluate_columns(
 
 def show(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, Dataset], title: str = "nDCG@10") -> None:
     """Print ``{system: {column: value}}`` as a table, one column per dataset with its query count.
+
+    Args:
+        rows: ``{system: {column: value}}``; a missing column prints ``-``.
+        columns: ``{column: Dataset}``, in the order to print.
+        title: the table's first header cell.
 
     >>> from xencoder_lab.data import TOY_PATH, load_beir
     >>> show({"BM25": {"all": 0.5}}, {"all": load_beir("toy", path=TOY_PATH)})

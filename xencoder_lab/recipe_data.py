@@ -128,7 +128,16 @@ def distillation_groups(settings: dict):
 
 def distillation_data(settings: dict):
     """(groups, the teacher's logits (G, 1 + negatives), validation split) for the students of notebook 06: the
-    groups of ``distillation_groups``, scored once by the course cross-encoder (kept in the disk cache)."""
+    groups of ``distillation_groups``, scored once by the course cross-encoder (kept in the disk cache).
+
+    Args:
+        settings: a student recipe's settings (e.g. ``settings.DISTILLED_BI_ENCODER``); ``"teacher"`` names the
+            teacher's checkpoint.
+
+    Returns:
+        ``(groups, teacher logits, validation)``: ``[(query, positive, [negatives])]``, a (G, 1 + negatives)
+        float32 tensor, the positive in column 0, and the validation ``Dataset``.
+    """
     groups, validation = distillation_groups(settings)
     teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
     return groups, score_groups(teacher, groups, cache=True, show_progress=None), validation

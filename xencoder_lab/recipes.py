@@ -63,7 +63,20 @@ RECIPES = {name: {"settings": SETTINGS[name], "training_probe": probe} for name,
 
 def verify(name: str, folder: str | Path | None = None, training: bool = True) -> dict:
     """``course_models.verify`` with the recipe's own training probe (``training=False`` skips that check, the
-    slowest); returns the manifest or raises ``StaleCheckpointError``."""
+    slowest); returns the manifest or raises ``StaleCheckpointError``.
+
+    Args:
+        name: the recipe, one of ``RECIPES``.
+        folder: the checkpoint folder (default ``data/checkpoints/<name>``).
+        training: also check the training loop's first losses.
+
+    Returns:
+        the checkpoint's manifest.
+
+    Raises:
+        StaleCheckpointError: the current code or settings would not make the checkpoint again.
+        FileNotFoundError: there is no checkpoint in the folder.
+    """
     return course_models.verify(name, folder, RECIPES[name]["training_probe"] if training else None)
 
 
@@ -223,6 +236,18 @@ def _small_cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Train, record or verify a course checkpoint: ``python -m xencoder_lab.recipes RECIPE [options]``.
+
+    Args:
+        argv: the command line's arguments, e.g. ``["bi-encoder", "--verify"]``; None: ``sys.argv[1:]``.
+
+    Returns:
+        the new checkpoint's manifest (with ``--record``, the run's figures); None with ``--verify``.
+
+    Raises:
+        SystemExit: bad arguments, an existing checkpoint without ``--overwrite``, or a stale one with
+            ``--verify``.
+    """
     parser = argparse.ArgumentParser(description="Train a course checkpoint.")
     parser.add_argument("recipe", choices=sorted(RECIPES))
     parser.add_argument("--out", type=Path, help="folder to write (default: data/checkpoints/<recipe>)")

@@ -59,6 +59,15 @@ class DenseRetriever:
     approximate: any FAISS ``index_factory`` key, trained on the embeddings (or a seeded sample of
     ``train_size`` of them) when the index needs training.
 
+    Args:
+        d_emb: document embeddings (N, D), copied as float32.
+        ids: one document id per row.
+        index: a FAISS ``index_factory`` key, e.g. ``"Flat"``, ``"HNSW32"``, ``"IVF1024,PQ64"``.
+        train_size: rows the index trains on (a seeded sample); None: all.
+
+    Raises:
+        ValueError: ``d_emb`` not 2-D or empty, not one id per row, a bad key, or too few rows to train on.
+
     >>> d_emb = np.eye(4, dtype=np.float32)
     >>> retriever = DenseRetriever(d_emb, list("abcd"), index="HNSW32").set_search(efSearch=16)
     >>> retriever.search(d_emb[2:3], k=1)[0], retriever.search_params
@@ -108,6 +117,15 @@ class DenseRetriever:
 
         ``efSearch`` (HNSW): how many candidates the graph walk keeps (at least k). ``nprobe`` (IVF): how many of
         the nlist lists a query scans, about nprobe / nlist of the corpus. Saved with the index. Returns self.
+
+        Args:
+            **params: knob values, e.g. ``efSearch=64`` or ``nprobe=16``.
+
+        Returns:
+            this ``DenseRetriever``.
+
+        Raises:
+            ValueError: a knob this index does not have.
         """
         for name, value in params.items():
             if name not in self.search_params:
@@ -121,6 +139,9 @@ class DenseRetriever:
 
         Flat and HNSW keep 4 D bytes a vector (HNSW adds about 2 M neighbour ids of 4 bytes each); IVF-PQ keeps
         the code (m bytes for PQm) and an 8-byte id, plus the centroids, shared by all.
+
+        Returns:
+            bytes per document, a float.
         """
         size = [0]
 
@@ -136,6 +157,16 @@ class DenseRetriever:
 
         An approximate index can find fewer than ``k`` (an IVF index whose ``nprobe`` lists hold fewer): then
         that query's list is shorter and its missing scores are ``-inf``.
+
+        Args:
+            q_emb: query embeddings (Q, D), by the model that embedded the corpus.
+            k: documents per query, 1 to N.
+
+        Returns:
+            ``(ids, scores)``: Q lists of at most k document ids, best first, and scores (Q, k) float32.
+
+        Raises:
+            ValueError: ``q_emb`` not (Q, D), or ``k`` outside 1..N.
         """
         q_emb = np.ascontiguousarray(q_emb, dtype=np.float32)
         if q_emb.ndim != 2 or q_emb.shape[1] != self.dim:
@@ -157,6 +188,16 @@ class DenseRetriever:
 
         ``ids.json`` is written last and holds a digest of the index file, so ``load`` can tell a save that
         was cut off halfway. An existing, different saved index is kept unless ``overwrite=True``.
+
+        Args:
+            folder: where to write (created if missing).
+            overwrite: replace a different index saved there.
+
+        Returns:
+            the folder, as a ``Path``.
+
+        Raises:
+            FileExistsError: the folder holds a different saved index and ``overwrite`` is False.
         """
         folder = Path(folder)
         data = faiss.serialize_index(self.index).tobytes()
@@ -171,7 +212,17 @@ class DenseRetriever:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "DenseRetriever":
-        """The retriever ``save`` wrote to ``folder``, identical to the one saved (its index read back as is)."""
+        """The retriever ``save`` wrote to ``folder``, identical to the one saved (its index read back as is).
+
+        Args:
+            folder: a folder ``save`` wrote.
+
+        Returns:
+            a ``DenseRetriever``.
+
+        Raises:
+            ValueError: the index file does not match ``ids.json`` (an interrupted save).
+        """
         folder = Path(folder)
         meta = json.loads((folder / "ids.json").read_text())
         data = (folder / "index.faiss").read_bytes()
@@ -233,6 +284,19 @@ def synthetic_embeddings(real: np.ndarray, n: int, data: str, noise: float, seed
     plus seeded Gaussian noise with ``real``'s own covariance times ``noise``, renormalised (the spectrum stays the
     real corpus's); or ``"random"``, uniform on the sphere (no structure: the hardest case for an ANN index).
 
+    Args:
+        real: real embeddings (M, D) to replicate.
+        n: rows to make.
+        data: ``"replicate"`` or ``"random"``.
+        noise: the noise's scale relative to ``real``'s covariance (``"replicate"`` only).
+        seed: seed of the noise.
+
+    Returns:
+        (n, D) float32 array of unit rows.
+
+    Raises:
+        ValueError: an unknown ``data``.
+
     >>> real = np.eye(3, dtype=np.float32)
     >>> big = synthetic_embeddings(real, n=7, data="replicate", noise=0.1)
     >>> big.shape, bool(np.allclose(np.linalg.norm(big, axis=1), 1.0)), int(np.argmax(big[4]))
@@ -273,6 +337,17 @@ def recall_at(approx_ids: Sequence[Sequence], exact_ids: Sequence[Sequence], k: 
 
         recall@k = 1/Q sum_i |approx_i[:k] & exact_i[:k]| / k
 
+    Args:
+        approx_ids: the approximate search's ids, one ranked list per query.
+        exact_ids: the exact search's ids, one ranked list of at least ``k`` per query.
+        k: the cut-off.
+
+    Returns:
+        recall@k in [0, 1].
+
+    Raises:
+        ValueError: not one result of each per query, an exact list shorter than ``k``, or no queries.
+
     >>> recall_at([["a", "x", "b"], ["d", "c"]], [["a", "b", "c"], ["c", "d", "e"]], k=2)  # (1/2 + 2/2) / 2
     0.75
     """
@@ -304,6 +379,17 @@ class DenseSearcher:
     embedded once (``bi_encoder.encode_corpus``, from the disk cache after the first time). The index lives in
     FAISS, or where ``where`` says (``make_store``: ``":memory:"``, a folder or a URL for Qdrant, with its
     ``options``), or is one built already (``store``: e.g. ``DenseRetriever.load(folder)``).
+
+    Args:
+        model: the ``BiEncoder`` that embeds the corpus and the queries.
+        ds: the dataset whose corpus to search.
+        cache_root: the disk cache's folder (default: ``XLAB_CACHE``).
+        where: ``"faiss"``, or Qdrant's ``":memory:"``, a folder or a URL (see ``make_store``).
+        store: an index built already over this corpus; then ``where`` is not used.
+        **options: the store's own settings (e.g. ``index="HNSW32"``, or Qdrant's ``shards``, ``replicas``).
+
+    Raises:
+        ValueError: ``store`` holds another number of documents than the corpus.
     """
 
     def __init__(self, model, ds, cache_root: str | os.PathLike | None = None, where: str = "faiss", store=None,
@@ -321,7 +407,19 @@ class DenseSearcher:
         return len(self.index)
 
     def search(self, queries: Sequence[str], k: int = 100) -> tuple[list[list[str]], np.ndarray]:
-        """Top ``k`` documents for each query text: (ids, one list per query; scores (Q, k)), best first."""
+        """Top ``k`` documents for each query text: (ids, one list per query; scores (Q, k)), best first.
+
+        Args:
+            queries: Q query texts, a list (not one string).
+            k: documents per query, 1 to N.
+
+        Returns:
+            ``(ids, scores)``: Q lists of document ids, best first, and scores (Q, k) float32.
+
+        Raises:
+            TypeError: one string instead of a list.
+            ValueError: ``k`` outside 1..N.
+        """
         if isinstance(queries, str):
             raise TypeError("give a list of queries, not one string: e.g. search([query]).")
         q_emb = self.model.encode_queries(list(queries), show_progress=False)  # (Q, D): short texts, seconds
@@ -386,7 +484,16 @@ def scored_run(searcher, ds, k: int = 100, empty: AbstractSet[str] | None = None
 def run_queries(searcher, ds, k: int = 100) -> dict[str, list[str]]:
     """``{query id: top-k document ids}`` for every query of ``ds``, from any first stage with
     ``search(texts, k)`` (``bm25.BM25``, ``DenseSearcher``): ``scored_run`` without the scores; empty documents
-    last."""
+    last.
+
+    Args:
+        searcher: any first stage with ``search(texts, k) -> (ids, scores)``.
+        ds: the dataset whose queries to rank.
+        k: documents per query.
+
+    Returns:
+        ``{query id: [k doc ids, best first]}``.
+    """
     return {q: list(ranking) for q, ranking in scored_run(searcher, ds, k).items()}
 
 
@@ -400,5 +507,14 @@ def searcher_for(model, ds, cache_root: str | os.PathLike | None = None):
 
 def dense_run(model, ds, k: int = 100) -> dict[str, list[str]]:
     """Rank ``ds.corpus`` for every query of ``ds`` with a ``BiEncoder`` (or a poly-encoder or ColBERT, through
-    ``searcher_for``): {query id: top-k document ids}."""
+    ``searcher_for``): {query id: top-k document ids}.
+
+    Args:
+        model: a ``BiEncoder``, ``PolyEncoder`` or ``ColBERT``.
+        ds: the dataset: its corpus is ranked for each of its queries.
+        k: documents per query.
+
+    Returns:
+        ``{query id: [k doc ids, best first]}``.
+    """
     return run_queries(searcher_for(model, ds), ds, k)

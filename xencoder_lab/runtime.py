@@ -128,7 +128,22 @@ class OnnxForward:
 
 def accelerate(model, precision: str = "int8", folder: str | Path | None = None, threads: int | None = None):
     """A copy of ``model`` (``CrossEncoder`` or ``BiEncoder``) whose forward pass runs in ONNX Runtime at
-    ``precision`` (``"float32"`` or ``"int8"``); the graphs go to ``folder`` (default: a new temporary folder)."""
+    ``precision`` (``"float32"`` or ``"int8"``); the graphs go to ``folder`` (default: a new temporary folder).
+
+    Args:
+        model: a PyTorch ``CrossEncoder`` or ``BiEncoder`` (BERT family); it is not changed.
+        precision: ``"float32"`` or ``"int8"`` (dynamic quantization).
+        folder: where the ONNX graphs are written; None: a new temporary folder.
+        threads: ONNX Runtime's intra-op threads; None: as many as PyTorch uses.
+
+    Returns:
+        a model of the same class and interface (``score`` / ``encode_*``) with ``backend`` set.
+
+    Raises:
+        TypeError: another kind of model.
+        ValueError: an unknown precision, a model already accelerated, or a tokenizer without token_type_ids.
+        ImportError: ONNX Runtime is not installed (the ``fast`` extra).
+    """
     if not isinstance(model, (CrossEncoder, BiEncoder)):
         raise TypeError(f"accelerate takes a CrossEncoder or a BiEncoder, not a {type(model).__name__}.")
     if precision not in PRECISIONS:

@@ -49,7 +49,14 @@ from .losses import (
 
 
 def training_pairs(ds: Dataset) -> list[tuple[str, str]]:
-    """(query text, document text) for every relevant judgment of ``ds`` (grade > 0), in qrels order."""
+    """(query text, document text) for every relevant judgment of ``ds`` (grade > 0), in qrels order.
+
+    Args:
+        ds: the training split.
+
+    Returns:
+        ``[(query text, document text)]``, one pair per relevant judgment.
+    """
     return [
         (ds.queries[qid], document_text(ds.corpus[doc_id]))
         for qid, judged in ds.qrels.items()
@@ -141,6 +148,16 @@ def freeze_lower_layers(tower: torch.nn.Module, train_top: int) -> list[str]:
     """Freeze the embeddings and all but the top ``train_top`` transformer layers; return what still trains.
 
     The backward pass then stops early (faster steps) and a checkpoint needs to store only the top layers.
+
+    Args:
+        tower: a BERT-like encoder, changed in place.
+        train_top: transformer layers left trainable, from the top (0: none).
+
+    Returns:
+        the names of the parameters that still train.
+
+    Raises:
+        ValueError: ``train_top`` beyond the model's layers.
 
     >>> from transformers import BertConfig, BertModel
     >>> tower = BertModel(BertConfig(hidden_size=8, num_hidden_layers=3, num_attention_heads=2, intermediate_size=8))

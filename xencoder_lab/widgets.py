@@ -24,7 +24,21 @@ from .pipeline import Pipeline, Result
 
 
 def search(systems: Mapping[str, Pipeline], names: Sequence[str], query: str, k1: int, k2: int) -> dict[str, Result]:
-    """Run ``query`` through each chosen system: ``{name: Result}``, in the order of ``names``."""
+    """Run ``query`` through each chosen system: ``{name: Result}``, in the order of ``names``.
+
+    Args:
+        systems: ``{name: Pipeline}``.
+        names: the systems to run.
+        query: one query text.
+        k1: candidates reranked.
+        k2: documents returned.
+
+    Returns:
+        ``{name: pipeline.Result}``.
+
+    Raises:
+        ValueError: a name not in ``systems`` (or a bad query or depth, from ``Pipeline.search``).
+    """
     unknown = [n for n in names if n not in systems]
     if unknown:
         raise ValueError(f"unknown system {unknown[0]!r}: choose from {', '.join(systems)}.")
@@ -33,7 +47,16 @@ def search(systems: Mapping[str, Pipeline], names: Sequence[str], query: str, k1
 
 def results_html(results: Mapping[str, Result], ds: Dataset, judged: Mapping[str, int] | None = None) -> str:
     """One column per system: rank, title, score; a check mark on documents ``judged`` relevant (when known)
-    and the time each stage took, in milliseconds."""
+    and the time each stage took, in milliseconds.
+
+    Args:
+        results: ``{system name: pipeline.Result}`` (from ``search``).
+        ds: the dataset the ids belong to (for titles).
+        judged: ``{doc id: grade}`` of the query, when known; None: no marks.
+
+    Returns:
+        an HTML string (show it with ``IPython.display.HTML``).
+    """
     columns = []
     for name, result in results.items():
         stages = " + ".join(f"{stage.replace('_', ' ')} {1000 * s:.0f} ms" for stage, s in result.seconds.items())
@@ -64,7 +87,21 @@ def comparison(
     k2: int = 5,
 ):
     """An ipywidgets form: type a query (or paste one of ``ds``'s, whose judgments are then marked), choose
-    systems and the rerank depth ``k1``, press Enter or Search. Bad input is shown as a message, not raised."""
+    systems and the rerank depth ``k1``, press Enter or Search. Bad input is shown as a message, not raised.
+
+    Args:
+        systems: ``{name: Pipeline}``.
+        ds: the dataset the systems search.
+        query: the query the box starts with.
+        k1: the rerank depth the slider starts at.
+        k2: documents shown per system.
+
+    Returns:
+        an ``ipywidgets.VBox`` to display.
+
+    Raises:
+        ImportError: ipywidgets is not installed (the ``course`` extra).
+    """
     w = require("ipywidgets", "course", "widgets.comparison")
 
     box = w.Text(value=query, placeholder="type a query and press Enter", continuous_update=False,
