@@ -72,10 +72,13 @@ def test_evaluate_runs_on_a_messy_collection(capsys, messy):
 
 
 def test_hybrid_is_bm25_and_the_bi_encoder_fused(capsys, toy):
-    status, out, _ = run(capsys, "evaluate", "--data", TOY_PATH, "--systems", "hybrid", "--latency-queries", 0)
+    status, out, _ = run(capsys, "evaluate", "--data", TOY_PATH, "--systems", "hybrid,hybrid-min-max,hybrid-rrf",
+                         "--latency-queries", 0)
     assert status == 0
-    hybrid = Pipeline(toy, Hybrid.over(toy, course_models.load("bi-encoder"))).run(k1=16, k=16)
-    assert table(out)["hybrid"][0] == round(metrics.evaluate(hybrid, toy.qrels, ["ndcg@10"])["ndcg@10"], 3)
+    model = course_models.load("bi-encoder")
+    for name, fusion in [("hybrid", "z-score"), ("hybrid-min-max", "min-max"), ("hybrid-rrf", "rrf")]:
+        hybrid = Pipeline(toy, Hybrid.over(toy, model, weight=0.5, fusion=fusion)).run(k1=16, k=16)
+        assert table(out)[name][0] == round(metrics.evaluate(hybrid, toy.qrels, ["ndcg@10"])["ndcg@10"], 3)
 
 
 def test_scifact_figures_are_the_courses(capsys, scifact_test):

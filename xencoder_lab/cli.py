@@ -8,7 +8,9 @@
 
 A system is a first stage, optionally ``+`` a reranker, optionally ``@a`` to fuse the two stages' scores
 (``pipeline.fuse``): ``bm25``, ``zero-shot``, ``bi``, ``distilled``, ``poly``, ``colbert``, ``hybrid`` (BM25 and
-``bi`` fused at equal weight, ``hybrid.Hybrid``); rerankers ``ce`` and ``small-ce``; e.g. ``hybrid+ce@0.2``.
+``bi`` fused at equal weight, each list's scores standardised: z-score, ``hybrid.Hybrid``; ``hybrid-min-max`` and
+``hybrid-rrf`` fuse them by min-max or reciprocal rank instead); rerankers ``ce`` and ``small-ce``; e.g.
+``hybrid+ce@0.2``.
 Course checkpoints are checked against the current code before use, a saved index against the corpus and model
 it was built from; the results the course ships beside the checkpoints (SciFact's corpus embeddings, the
 cross-encoders' logits for SciFact's and CACM's top 100) are checked against the model and put into the disk cache,
@@ -40,7 +42,9 @@ from .pipeline import Pipeline
 from .retrieval import DenseRetriever, DenseSearcher, make_index
 
 FIRST_STAGES = {"bm25": None, "zero-shot": None, "bi": "bi-encoder", "distilled": "distilled-bi-encoder",
-                "poly": "poly-encoder", "colbert": "colbert", "hybrid": "bi-encoder"}
+                "poly": "poly-encoder", "colbert": "colbert", "hybrid": "bi-encoder", "hybrid-min-max": "bi-encoder",
+                "hybrid-rrf": "bi-encoder"}
+HYBRIDS = {"hybrid": "z-score", "hybrid-min-max": "min-max", "hybrid-rrf": "rrf"}  # BM25 + bi at b = 0.5 (README)
 RERANKERS = {"ce": "cross-encoder", "small-ce": "small-cross-encoder"}
 DENSE = ("zero-shot", "bi", "distilled")  # the first stages an index holds (one vector per document)
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -208,8 +212,8 @@ class Systems:
 
     def pipeline(self, ds: Dataset, spec: str, first_stage=None) -> Pipeline:
         first, reranker, fusion = parse_system(spec)
-        if first_stage is None and first == "hybrid":
-            first_stage = Hybrid.over(ds, self.model(FIRST_STAGES[first], ds))
+        if first_stage is None and first in HYBRIDS:
+            first_stage = Hybrid.over(ds, self.model(FIRST_STAGES[first], ds), weight=0.5, fusion=HYBRIDS[first])
         elif first_stage is None:
             first_stage = "bm25" if first == "bm25" else self.model(FIRST_STAGES[first] or first, ds)
         second_stage = self.model(RERANKERS[reranker], ds) if reranker else None

@@ -8,6 +8,22 @@ on claims whose answers training never cited and on another field. Each stage se
     s(d) = b * n_sparse(d) + (1 - b) * n_dense(d)        n: min-max over the union (``pipeline.fuse``)
 
 with ``b = weight``; a document one list lacks gets that list's lowest score (it ranked below all of them).
+``fusion`` chooses n (``pipeline.FUSIONS``): ``"min-max"`` (the default), ``"z-score"``, or ``"rrf"``,
+reciprocal-rank fusion, which reads ranks alone:
+
+    s(d) = b / (60 + r_sparse(d)) + (1 - b) / (60 + r_dense(d))      a list that lacks d adds nothing
+
+What makes a fusion hold up when one part is weak is what it reads. Min-max stretches every list to [0, 1]
+whatever it knows, so a stage with no idea still gives its top document the full score of the other's; RRF
+gives every list the same credit at each rank, confident or not. Z-score measures each score against its own
+list's spread: a good list's best matches stand out (on SciFact and CACM the median top-1 of a top 100 is 3.5
+to 5.4 standard deviations above its list's mean, BM25's and the bi-encoders' alike), noise's never do (at most
+1.7 for uniform scores), so the good list's confident hits keep their place. Measured with a list of pure noise
+in either slot at b = 0.5 (SciFact validation claims), z-score stays within 0.013 nDCG@10 of the good list
+alone, min-max falls 0.10 to 0.33 and RRF more; with the real lists it is as good as min-max (within 0.01 on
+validation, above on SciFact test, 0.01 below on CACM) and above RRF in domain (RRF is 0.015 above on CACM,
+inside the noise of 52 queries). The command's ``hybrid`` is
+z-score at b = 0.5 (``cli.HYBRIDS``); the class keeps min-max as its default, so the notebooks' figures stand.
 ``Hybrid`` has the first stages' ``search(texts, k)``, so a ``Pipeline`` takes it as its first stage, and its
 reranker's logits can be fused with ``s`` in turn (``Pipeline(..., fusion=a)``).
 
@@ -34,22 +50,25 @@ from .retrieval import searcher_for
 
 class Hybrid:
     """``sparse`` and ``dense`` first stages (anything with ``search(texts, k)`` and ``len``), fused with weight
-    ``weight`` on the sparse one (0: dense alone, 1: sparse alone) over the union of their top ``depth``."""
+    ``weight`` on the sparse one (0: dense alone, 1: sparse alone) over the union of their top ``depth``, by the
+    function ``fusion`` (``pipeline.fuse``: ``"min-max"``, ``"z-score"`` or ``"rrf"``)."""
 
-    def __init__(self, sparse, dense, weight: float = 0.5, depth: int = 100):
-        fuse({"d": 0.0}, {"d": 0.0}, weight)  # checks the weight now rather than at the first query
+    def __init__(self, sparse, dense, weight: float = 0.5, depth: int = 100, fusion: str = "min-max"):
+        fuse({"d": 0.0}, {"d": 0.0}, weight, fusion)  # checks the weight and the function now, not at a query
         if len(sparse) != len(dense):
             raise ValueError(f"the sparse stage indexes {len(sparse)} documents and the dense one {len(dense)}: "
                              "build both over the same corpus.")
         if depth < 1:
             raise ValueError(f"depth={depth}: each stage must return at least one document (e.g. depth=100).")
-        self.sparse, self.dense, self.weight, self.depth = sparse, dense, weight, depth
+        self.sparse, self.dense, self.weight, self.depth, self.fusion = sparse, dense, weight, depth, fusion
 
     @classmethod
-    def over(cls, ds: Dataset, model, weight: float = 0.5, depth: int = 100, cache_root=None) -> "Hybrid":
+    def over(cls, ds: Dataset, model, weight: float = 0.5, depth: int = 100, cache_root=None,
+             fusion: str = "min-max") -> "Hybrid":
         """BM25 over ``ds.corpus`` and ``model``'s searcher over the same corpus (embedded once, cached)."""
         texts = {doc_id: document_text(doc) for doc_id, doc in ds.corpus.items()}
-        return cls(BM25(list(texts.values()), list(texts)), searcher_for(model, ds, cache_root), weight, depth)
+        return cls(BM25(list(texts.values()), list(texts)), searcher_for(model, ds, cache_root), weight, depth,
+                   fusion)
 
     def __len__(self) -> int:
         return len(self.sparse)
@@ -67,9 +86,7 @@ class Hybrid:
             sparse = dict(zip(sparse_ids[row], sparse_scores[row].tolist()))
             dense = dict(zip(dense_ids[row], dense_scores[row].tolist()))
             union = list(dict.fromkeys(dense_ids[row] + sparse_ids[row]))
-            low_sparse, low_dense = min(sparse.values()), min(dense.values())
-            fused = fuse({d: dense.get(d, low_dense) for d in union}, {d: sparse.get(d, low_sparse) for d in union},
-                         self.weight)
+            fused = fuse(dense, sparse, self.weight, self.fusion)  # over the union; a missing one: see fuse
             top = sorted(union, key=lambda d: -fused[d])[:k]  # stable: ties keep the dense stage's order
             ids.append(top)
             scores[row] = [fused[d] for d in top]

@@ -56,25 +56,82 @@ class Result:
     seconds: dict[str, float]
 
 
-def fuse(first: Mapping[str, float], second: Mapping[str, float], weight: float) -> dict[str, float]:
-    """One query's candidates scored by both stages, each min-max normalised over the candidates, interpolated:
+FUSIONS = ("min-max", "z-score", "rrf")  # the functions ``fuse`` knows (Bruch et al. 2023 compare them)
+RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al. 2009)
 
-        s(d) = a * n2(d) + (1 - a) * n1(d)        n(d) = (x(d) - min x) / (max x - min x)   (0 when all equal)
 
-    ``a = weight``: 1 is the second stage alone, 0 the first stage alone.
+def normalise(scores: Mapping[str, float], how: str = "min-max", k: int = RRF_K) -> dict[str, float]:
+    """One list's scores on the scale ``how`` fuses them on:
+
+        min-max   n(d) = (x(d) - min x) / (max x - min x)      in [0, 1]; 0 for every document when all are equal
+        z-score   n(d) = (x(d) - mean x) / std x                std over the list (ddof 0); 0 when all are equal
+        rrf       n(d) = 1 / (k + rank(d))                      rank 1 = the highest score; tied scores share the
+                                                                best rank among them; k = 60
+
+    >>> normalise({"a": 3.0, "b": 1.0, "c": 2.0})
+    {'a': 1.0, 'b': 0.0, 'c': 0.5}
+    >>> normalise({"a": 3.0, "b": 1.0, "c": 2.0}, "z-score")["a"] == 1.5 ** 0.5
+    True
+    >>> normalise({"a": 3.0, "b": 1.0, "c": 3.0}, "rrf", k=1)   # ranks 1, 3, 1
+    {'a': 0.5, 'b': 0.25, 'c': 0.5}
+    >>> normalise({"a": 7.0}, "z-score"), normalise({"a": 7.0, "b": 7.0})
+    ({'a': 0.0}, {'a': 0.0, 'b': 0.0})
+    """
+    if how not in FUSIONS:
+        raise ValueError(f"unknown fusion {how!r}: use one of {', '.join(FUSIONS)}.")
+    if not scores:
+        return {}
+    if how == "min-max":
+        low, high = min(scores.values()), max(scores.values())
+        return {d: (x - low) / (high - low) if high > low else 0.0 for d, x in scores.items()}
+    values = np.array(list(scores.values()), dtype=np.float64)  # (n,)
+    if how == "z-score":
+        mean, std = values.mean(), values.std()
+        return {d: float((x - mean) / std) if std > 0 else 0.0 for d, x in zip(scores, values)}
+    higher = len(values) - np.searchsorted(np.sort(values), values, side="right")  # (n,): how many score above
+    return {d: 1.0 / (k + 1 + int(h)) for d, h in zip(scores, higher)}
+
+
+def fuse(first: Mapping[str, float], second: Mapping[str, float], weight: float, how: str = "min-max",
+         k: int = RRF_K) -> dict[str, float]:
+    """One query's candidates scored by two stages, each list normalised (``normalise``), interpolated:
+
+        s(d) = a * n2(d) + (1 - a) * n1(d)        a = weight: 1 is the second stage alone, 0 the first alone
+
+    ``how`` is the normalisation: ``"min-max"`` (the default: what every existing call gets), ``"z-score"``, or
+    ``"rrf"``, reciprocal-rank fusion (Cormack et al. 2009), weighted:
+
+        s(d) = a / (k + r2(d)) + (1 - a) / (k + r1(d))     (a = 0.5: half the usual RRF sum, the same order)
+
+    Min-max and z-score read the scores, so one stage's spread decides how far it moves the fusion; RRF reads
+    ranks only, so every list moves it by the same amounts, confident or not. The result covers the union of
+    the two lists (the second's documents first). A document one list lacks ranked below all of that list's:
+    for min-max and z-score it gets the list's lowest score before normalising; for RRF it adds nothing from
+    that list (rank infinity).
 
     >>> fuse({"a": 10.0, "b": 0.0, "c": 5.0}, {"a": -1.0, "b": 3.0, "c": 1.0}, weight=0.25)
     {'a': 0.75, 'b': 0.25, 'c': 0.5}
+    >>> fuse({"a": 2.0, "b": 1.0}, {"b": 9.0, "c": 8.0}, weight=0.5, how="rrf", k=0)  # ranks a 1, b 2 | b 1, c 2
+    {'b': 0.75, 'c': 0.25, 'a': 0.5}
+    >>> fused = fuse({"a": 2.0, "b": 0.0}, {"a": 0.0, "b": 4.0}, weight=0.75, how="z-score")  # z = +-1 in both
+    >>> fused == {"a": -0.5, "b": 0.5}
+    True
     """
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"fusion weight {weight} must be between 0 (first stage alone) and 1 (reranker alone).")
+    if how not in FUSIONS:
+        raise ValueError(f"unknown fusion {how!r}: use one of {', '.join(FUSIONS)}.")
+    union = list(dict.fromkeys([*second, *first]))
+    if how == "rrf":
+        n1, n2 = normalise(first, how, k), normalise(second, how, k)
+        return {d: weight * n2.get(d, 0.0) + (1 - weight) * n1.get(d, 0.0) for d in union}
 
-    def normalised(scores: Mapping[str, float]) -> dict[str, float]:
-        low, high = min(scores.values()), max(scores.values())
-        return {d: (x - low) / (high - low) if high > low else 0.0 for d, x in scores.items()}
+    def filled(scores: Mapping[str, float]) -> dict[str, float]:
+        low = min(scores.values()) if scores else 0.0
+        return {d: scores.get(d, low) for d in union}
 
-    n1, n2 = normalised(first), normalised(second)
-    return {d: weight * n2[d] + (1 - weight) * n1[d] for d in second}
+    n1, n2 = normalise(filled(first), how), normalise(filled(second), how)
+    return {d: weight * n2[d] + (1 - weight) * n1[d] for d in union}
 
 
 class Pipeline:
