@@ -47,3 +47,10 @@ def test_ann_benchmark_runs(scifact_test, capsys):
     assert [r["index"] for r in rows] == ["Flat", "HNSW32", "IVF16,Flat", "IVF16,PQ8"]
     assert rows[0]["recall"] == 1.0 and rows[-1]["bytes"] < rows[0]["bytes"]
     assert "6,000 synthetic" in out
+
+
+def test_fusion_benchmark_runs(capsys):
+    rows = load("fusion").main(["--toy", "--weights", "0.5"])
+    out = capsys.readouterr().out
+    assert "noise + zero-shot, z-score, b=0.5" in out and set(rows["bm25"]) == {"toy"}
+    assert rows["bm25 + noise, z-score, b=0.5"]["toy"] > rows["bm25 + noise, rrf, b=0.5"]["toy"]  # noise hurts RRF most

@@ -18,12 +18,13 @@ whatever it knows, so a stage with no idea still gives its top document the full
 gives every list the same credit at each rank, confident or not. Z-score measures each score against its own
 list's spread: a good list's best matches stand out (on SciFact and CACM the median top-1 of a top 100 is 3.5
 to 5.4 standard deviations above its list's mean, BM25's and the bi-encoders' alike), noise's never do (at most
-1.7 for uniform scores), so the good list's confident hits keep their place. Measured with a list of pure noise
-in either slot at b = 0.5 (SciFact validation claims), z-score stays within 0.013 nDCG@10 of the good list
-alone, min-max falls 0.10 to 0.33 and RRF more; with the real lists it is as good as min-max (within 0.01 on
-validation, above on SciFact test, 0.01 below on CACM) and above RRF in domain (RRF is 0.015 above on CACM,
-inside the noise of 52 queries). The command's ``hybrid`` is
-z-score at b = 0.5 (``cli.HYBRIDS``); the class keeps min-max as its default, so the notebooks' figures stand.
+1.7 for uniform scores), so the good list's confident hits keep their place. ``benchmarks/fusion.py`` measures
+the three at several weights on the protocol's columns, and with a weak list (BM25 reading three words of the
+query, or pure noise) in either slot: with noise at b = 0.5, z-score stays within 0.013 nDCG@10 of the good list
+alone on SciFact's validation claims, min-max falls 0.10 to 0.33 and RRF more; with the real lists it is as good
+as min-max (within 0.01 on validation, above on SciFact test, 0.01 below on CACM) and above RRF in domain (RRF is
+0.015 above on CACM, inside the noise of 52 queries). The command's ``hybrid`` is z-score at b = 0.5
+(``cli.HYBRIDS``); the class keeps min-max as its default, so the notebooks' figures stand.
 ``Hybrid`` has the first stages' ``search(texts, k)``, so a ``Pipeline`` takes it as its first stage, and its
 reranker's logits can be fused with ``s`` in turn (``Pipeline(..., fusion=a)``).
 
