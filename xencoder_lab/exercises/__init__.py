@@ -140,7 +140,10 @@ def check(title: str, learner: Callable, reference: Callable, cases: Sequence[Ca
             return None if case is cases[0] else False
         why = difference(got, want, atol)
         if why is not None:
-            shown = f"Expected {_show(want)}, got {_show(got)}." if why == "the values differ" else why[0].upper() + why[1:] + "."
+            if why == "the values differ":
+                shown = f"Expected {_show(want)}, got {_show(got)}."
+            else:
+                shown = why[0].upper() + why[1:] + "."
             print(f"{title}: not yet. On {case.name}: {case.hint}. {shown}")
             return False
     names = ", ".join(case.name for case in cases)
