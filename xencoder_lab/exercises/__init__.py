@@ -52,6 +52,8 @@ def _show(value: Any) -> str:
     """A short, readable form of a value for a verdict (floats to 4 decimals, tensors by shape when large)."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = float(value)
     if isinstance(value, np.ndarray):
         if value.size > 8:
             return f"an array of shape {tuple(value.shape)}"
