@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -190,3 +191,16 @@ def test_recall_at():
         recall_at(exact[:1], exact)
     with pytest.raises(ValueError, match="at least k=4"):
         recall_at(exact, exact, k=4)
+
+
+def test_too_few_training_rows_are_said_once(capfd):
+    """FAISS prints a line per short k-means run (the IVF lists, then every PQ codebook); the retriever says it
+    once, as a warning that names the index, and FAISS's own lines do not reach the output."""
+    x = np.random.default_rng(0).standard_normal((600, 16)).astype("float32")
+    with pytest.warns(UserWarning, match=r"'IVF16,PQ4': k-means on 600 vectors for 256 centroids") as said:
+        DenseRetriever(x, [str(i) for i in range(600)], index="IVF16,PQ4")
+    assert len(said) == 1
+    assert "WARNING clustering" not in capfd.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough rows: nothing to say
+        DenseRetriever(np.tile(x, (20, 1)), [str(i) for i in range(12_000)], index="IVF16,Flat")
