@@ -13,8 +13,9 @@ encoder already knows: ``mean_q`` and ``mean_d`` average the query's and the doc
 joint pass*, their cosine times a learned scale ``a`` is the starting score, and the head (initialised to 0)
 learns the rest.
 
-Documents longer than ``max_length`` minus the query's tokens are cut from the end (``truncation=
-"only_second"``): the query is always read whole.
+A pair longer than ``max_length`` is cut from the end of the longer text, a token at a time
+(``truncation="longest_first"``): a query shorter than half of ``max_length`` (every SciFact claim) is read
+whole and only the document is cut; a longer query is cut too, where ``"only_second"`` could not fit the pair.
 
 >>> model = CrossEncoder(max_length=64, cosine_scale=20.0)   # warm start: meaningful before any training
 >>> logits = model.score("Aspirin prevents heart attacks.", ["Low-dose aspirin cut second heart attacks.",
@@ -44,7 +45,7 @@ class CrossEncoder(torch.nn.Module):
 
     Args:
         name: base model, a folder or hub id (default: ``models.resolve_model()``).
-        max_length: tokens kept per pair; the document is cut, never the query.
+        max_length: tokens kept per pair; the longer text is cut first (see the module docstring).
         cosine_scale: ``a``, the warm start's initial scale (head at 0); None: a plain head, randomly initialised.
         device: where to run it (default: ``models.get_device()``).
     """
