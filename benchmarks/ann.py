@@ -22,13 +22,13 @@ Indexes (``DenseRetriever``): ``Flat`` (exact: the baseline and the ground truth
 seeded sample of ``--train-per-list`` (40) vectors a list. FAISS runs on ``--threads`` (2) for building; a
 single query runs on one thread in every index here (FAISS spreads a search over queries).
 
-Prints one row per index and setting: build time (train + add, s; the same for every setting of one index),
-bytes per vector (serialised index / N), recall@10 (share of Flat's top 10 found), p50 and p95 latency of one
-query searched alone (ms: one claim per ``DenseRetriever.search`` call, ids included, as a user meets it; after
-a warm-up of 5), and the speed-up, Flat's p50 / this p50. Then which rows reach recall@10 >= 0.95 at a speed-up
->= 10. Only one index is held at a time; at 1M the run takes 7 to 8 minutes (``random``: 11) and 4 GB on 2 cores,
-most of it building: HNSW32 100 s to 460 s (longer the less clustered the data), each IVF 60-80 s (k-means on
-4096 lists).
+Prints one row per index and setting, measured by ``xencoder_lab.ann.measure_indexes`` (the function notebook 06
+uses): build time (train + add, s; the same for every setting of one index), bytes per vector (serialised index / N,
+whole bytes), recall@10 (share of Flat's top 10 found), p50 and p95 latency of one query searched alone (ms: one
+claim per ``DenseRetriever.search`` call, ids included, as a user meets it; after a warm-up of 5), and the
+speed-up, Flat's p50 / this p50. Then which rows reach recall@10 >= 0.95 at a speed-up >= 10. Only one index is
+held at a time; at 1M the run takes 7 to 8 minutes (``random``: 11) and 4 GB on 2 cores, most of it building:
+HNSW32 100 s to 460 s (longer the less clustered the data), each IVF 60-80 s (k-means on 4096 lists).
 
 Replicated data is clustered by construction (193 copies of each abstract at 1M): that helps IVF, whose lists
 follow the clusters, and hurts HNSW, whose graph links mostly within a cluster; a larger ``--noise`` blurs the
@@ -43,19 +43,12 @@ import numpy as np
 import torch
 
 from xencoder_lab import corpus_embeddings, retrieval
+from xencoder_lab.ann import measure_indexes, nlist
 from xencoder_lab.course_models import load_bi_encoder
 from xencoder_lab.data import load_beir
-from xencoder_lab.retrieval import DenseRetriever, recall_at, synthetic_embeddings
-from xencoder_lab.timing import Stopwatch, time_calls
+from xencoder_lab.retrieval import synthetic_embeddings
 
 K = 10
-
-
-def timed_queries(retriever: DenseRetriever, q_emb: np.ndarray) -> tuple[list[list[str]], np.ndarray]:
-    """Each query searched alone, as a user sends it, after 5 warm-up searches: (top-K ids per query, seconds
-    per query (Q,))."""
-    timed = list(time_calls(lambda q: retriever.search(q[None], k=K)[0][0], q_emb, warmup=5))  # (1, D) -> ids
-    return [ids for ids, _ in timed], np.array([seconds for _, seconds in timed])
 
 
 def main(argv=None):
@@ -92,43 +85,29 @@ def main(argv=None):
             rows = np.arange(len(real))  # row i and row i + 5,183 are two copies of real embedding i
             made += (f"; median cosine of a copy with its source {np.median((d_emb[rows] * real).sum(1)):.2f}, "
                      f"with a sibling copy {np.median((d_emb[rows] * d_emb[rows + len(real)]).sum(1)):.2f}")
-    ids = [str(i) for i in range(n)]
-    nlist = args.nlist or 2 ** round(np.log2(4 * np.sqrt(n)))
-    train = args.train_per_list * nlist
+    lists = args.nlist or nlist(n)
+    train = args.train_per_list * lists
     print(f"corpus: {made}\nqueries: {len(claims)} SciFact test claims, one at a time; recall@{K} of Flat's top "
-          f"{K}; {args.threads} FAISS threads; IVF nlist {nlist}, trained on {min(train, n):,} vectors", flush=True)
+          f"{K}; {args.threads} FAISS threads; IVF nlist {lists}, trained on {min(train, n):,} vectors", flush=True)
 
-    plans = {"hnsw": (f"HNSW{args.hnsw_m}", "efSearch", args.ef), "ivf": (f"IVF{nlist},Flat", "nprobe", args.nprobe),
-             "ivfpq": (f"IVF{nlist},PQ{args.pq}", "nprobe", args.nprobe)}
+    knobs = {"hnsw": (f"HNSW{args.hnsw_m}", "efSearch", args.ef), "ivf": (f"IVF{lists},Flat", "nprobe", args.nprobe),
+             "ivfpq": (f"IVF{lists},PQ{args.pq}", "nprobe", args.nprobe)}
+    plans = [("Flat", None)] + [(key, [{knob: int(value)} for value in values.split(",")])
+                                for key, knob, values in (knobs[name] for name in args.indexes.split(","))]
     header = f"{'index':18} {'setting':14} {'build s':>8} {'bytes/vec':>10} {'recall@10':>9} {'p50 ms':>8} " \
              f"{'p95 ms':>8} {'speed-up':>8}"
     rows = []
 
-    def measure(key, setting, retriever, build):
-        found, seconds = timed_queries(retriever, q_emb)
-        recall = recall_at(found, exact, k=K)  # Flat too: one at a time must agree with all at once
-        row = dict(index=key, setting=setting, build=build, bytes=retriever.bytes_per_vector(), recall=recall,
-                   p50=np.median(seconds) * 1e3, p95=np.percentile(seconds, 95) * 1e3)
-        row["speedup"] = rows[0]["p50"] / row["p50"] if rows else 1.0
-        rows.append(row)
-        print(f"{key:18} {setting:14} {build:8.1f} {row['bytes']:10.1f} {recall:9.3f} {row['p50']:8.3f} "
-              f"{row['p95']:8.3f} {row['speedup']:7.1f}x", flush=True)
+    def report(label, row):  # one table row as each index setting is measured
+        key, _, setting = label.partition(" ")
+        rows.append(dict(index=key, setting=setting or "exact", build=row["build s"], bytes=row["bytes/vector"],
+                         recall=row[f"recall@{K}"], p50=row["ms p50"], p95=row["ms p95"], speedup=row["speed-up"]))
+        r = rows[-1]
+        print(f"{key:18} {r['setting']:14} {r['build']:8.1f} {r['bytes']:10.1f} {r['recall']:9.3f} {r['p50']:8.3f} "
+              f"{r['p95']:8.3f} {r['speedup']:7.1f}x", flush=True)
 
-    watch = Stopwatch()
-    flat = DenseRetriever(d_emb, ids)
-    build = watch.seconds
-    exact, _ = flat.search(q_emb, k=K)  # the ground truth, all queries at once
-    print(header)
-    measure("Flat", "exact", flat, build)
-    del flat
-    for name in args.indexes.split(","):
-        key, knob, values = plans[name]
-        watch = Stopwatch()
-        retriever = DenseRetriever(d_emb, ids, index=key, train_size=None if name == "hnsw" else train)
-        build = watch.seconds
-        for value in map(int, values.split(",")):
-            measure(key, f"{knob}={value}", retriever.set_search(**{knob: value}), build)
-        del retriever
+    print(header, flush=True)
+    measure_indexes(d_emb, q_emb, plans, k=K, train_size=train, warmup=5, on_row=report)
 
     good = [r for r in rows[1:] if r["recall"] >= 0.95 and r["speedup"] >= 10]
     print(f"\nrecall@{K} >= 0.95 at >= 10x Flat's speed: " + (", ".join(

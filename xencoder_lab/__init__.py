@@ -11,6 +11,7 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``batching``: length-sorted batches with dynamic padding, eval mode for a block (notebook 02)
 - ``bi_encoder``: query and document towers, CLS / pooler / mean pooling, cached corpus embeddings (notebook 02)
 - ``retrieval``: exact dense top-k search over a FAISS ``IndexFlatIP``; texts in, ids out, like BM25 (notebook 02)
+- ``ann``: approximate indexes (HNSW, IVF, PQ) measured against exact search: recall@k, latency, bytes (notebook 06)
 - ``losses``: every training loss: in-batch negatives (InfoNCE, temperature = 1 / scale, notebook 03), listwise
   and BCE over groups (notebook 04), MSE / MarginMSE / KL for distillation (notebook 06)
 - ``training``: one training loop, the bi-encoder's and the cross-encoder's steps, a sampler without duplicates
