@@ -33,6 +33,8 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``distill``: a cross-encoder's scores taught to a student (notebook 06)
 - ``poly_encoder``: m learned codes read the query, the document attends over their views (notebook 07)
 - ``colbert``: a vector a token, MaxSim late interaction, exact and token-index search (notebook 08)
+- ``token_compression``: a ColBERT index's token vectors stored smaller (PQ, residual PQ, PCA), and what
+  comes back (notebook 08)
 - ``exercises``: the checks of every notebook's exercises, which say in words what is wrong; ``solutions``: one
   answer per exercise, for a stuck learner
 """
