@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,3 +173,23 @@ def check_answer(title: str, answer: Any, expected: float, tolerance: float, hin
         return False
     print(f"{title}: correct." if ok else f"{title}: not yet. {hint}.")
     return ok
+
+
+def screen(title: str, answer: Any, what: str = "an nDCG@10", closed: bool = False) -> bool | None:
+    """A read-off's answer, looked at before its check computes anything: None when not answered yet, False when
+    it cannot be ``what`` (a number between 0 and 1, ends included when ``closed``; a boolean is no number),
+    True to go on. Each verdict but True is printed.
+
+    >>> screen("Exercise 3", True)
+    Exercise 3: not yet. The answer is an nDCG@10, a number between 0 and 1; got True.
+    False
+    >>> screen("Exercise 3", 0.7)
+    True
+    """
+    if answer is None:
+        return check_answer(title, None, 0.0, 0.0, "")
+    inside = isinstance(answer, numbers.Real) and (0 <= answer <= 1 if closed else 0 < answer < 1)
+    if isinstance(answer, bool) or not inside:
+        print(f"{title}: not yet. The answer is {what}, a number between 0 and 1; got {answer!r}.")
+        return False
+    return True

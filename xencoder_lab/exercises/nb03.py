@@ -4,13 +4,11 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xencoder_lab.exercises import Case, check, check_answer
+from xencoder_lab.exercises import Case, check, check_answer, screen
 from xencoder_lab.losses import in_batch_negatives_loss
 from xencoder_lab.negatives import mine_hard_negatives
 from xencoder_lab.protocol import relevant_documents
@@ -73,11 +71,9 @@ def check_prior(answer: float | None, run: dict[str, list[str]], unseen, train) 
     """Exercise 3: the share of the top-10 slots of ``unseen``'s claims that ``run`` (the query tower's) gives to
     documents a claim of ``train`` cites. An answer that is no share is rejected before anything is computed."""
     title = "Exercise 3 (the prior, measured)"
-    if answer is None:
-        return check_answer(title, None, 0.0, 0.0, "")
-    if not isinstance(answer, numbers.Real) or not 0 <= answer <= 1:
-        print(f"{title}: not yet. A share is a number between 0 and 1, got {answer!r}.")
-        return False
+    verdict = screen(title, answer, "a share", closed=True)
+    if verdict is not True:
+        return verdict
     trained_on = relevant_documents(train)
     expected = float(np.mean([len(set(run[q][:10]) & trained_on) / 10 for q in unseen.queries]))
     return check_answer(title, answer, expected, 1e-3,

@@ -4,7 +4,6 @@ binary cross-entropy on the logits of groups (``losses.group_bce_loss``)."""
 
 from __future__ import annotations
 
-import numbers
 from functools import cache
 from types import SimpleNamespace
 
@@ -12,7 +11,7 @@ import torch
 
 from xencoder_lab import losses, metrics
 from xencoder_lab.cross_encoder import CrossEncoder, rerank, score_candidates
-from xencoder_lab.exercises import Case, check, check_answer
+from xencoder_lab.exercises import Case, check, check_answer, screen
 
 CLS, SEP = 101, 102  # BERT's ids for [CLS] and [SEP], as in all-MiniLM-L6-v2's vocabulary
 SHORT = 128  # exercise 2's max_length
@@ -83,11 +82,9 @@ def check_short_pairs(answer: float | None, test, first_stage: dict[str, list[st
     the course checkpoint reading at most 128 tokens per pair. A value that cannot be an nDCG@10 is turned away
     before the model is loaded; the reranking takes minutes on a first run (then the logits are cached)."""
     title = "Exercise 2 (what the cut costs)"
-    if answer is None:
-        return check_answer(title, None, 0.0, 0.0, "")
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not 0.0 <= answer <= 1.0:
-        print(f"{title}: not yet. nDCG@10 is a number between 0 and 1, got {answer!r}.")
-        return False
+    verdict = screen(title, answer)
+    if verdict is not True:
+        return verdict
     from xencoder_lab import course_models
 
     short = course_models.load_cross_encoder()

@@ -4,11 +4,9 @@ first stages (a read-off)."""
 
 from __future__ import annotations
 
-import numbers
-
 from xencoder_lab import metrics
 from xencoder_lab.cross_encoder import rerank, score_candidates
-from xencoder_lab.exercises import Case, check, check_answer
+from xencoder_lab.exercises import Case, check, check_answer, screen
 from xencoder_lab.pipeline import fuse
 
 POOL = 50  # exercise 3: each first stage's top 50 go into the pool
@@ -74,11 +72,9 @@ def check_union_pool(answer: float | None, cross, test, runs: dict[str, dict[str
     ``runs["BM25"]`` and of ``runs["fine-tuned bi-encoder"]``. A value that cannot be an nDCG@10 is turned away
     before any pair is scored (the logits come from the disk cache)."""
     title = "Exercise 3 (a pool from two first stages)"
-    if answer is None:
-        return check_answer(title, None, 0.0, 0.0, "")
-    if isinstance(answer, bool) or not isinstance(answer, numbers.Real) or not 0.0 <= answer <= 1.0:
-        print(f"{title}: not yet. nDCG@10 is a number between 0 and 1, got {answer!r}.")
-        return False
+    verdict = screen(title, answer)
+    if verdict is not True:
+        return verdict
     bm25, dense = runs["BM25"], runs["fine-tuned bi-encoder"]
     pool = {q: list(dict.fromkeys(bm25[q][:POOL] + dense[q][:POOL])) for q in test.queries}
     logits = score_candidates(cross, test, [pool], depth=2 * POOL, show_progress=False)

@@ -5,7 +5,7 @@ system within a latency budget at a corpus size, against ``choose.choose``; and 
 from __future__ import annotations
 
 from xencoder_lab.choose import System, choose, pareto_front
-from xencoder_lab.exercises import Case, check, check_answer
+from xencoder_lab.exercises import Case, check, check_answer, screen
 
 
 def check_frontier(frontier) -> bool | None:
@@ -69,11 +69,9 @@ def check_faster_machine(answer: float | None, candidates) -> bool | None:
     """Exercise 3: the nDCG@10 on ``unseen`` of what ``choose`` recommends for 200,000 documents within 250 ms on a
     machine twice as fast (``speedup=2``); ``candidates`` are the notebook's measured systems."""
     title = "Exercise 3 (a faster machine)"
-    if answer is None:
-        return check_answer(title, None, 0.0, 0.0, "")
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not 0 < answer < 1:
-        print(f"{title}: not yet. The answer is an nDCG@10, a number between 0 and 1; got {answer!r}.")
-        return False
+    verdict = screen(title, answer)
+    if verdict is not True:
+        return verdict
     choice = choose(candidates, 200_000, 250, "unseen", speedup=2)
     if choice.system is None:
         print(f"{title}: on this run's timings nothing fits ({choice.reason}); any answer stands.")
