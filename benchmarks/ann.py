@@ -42,7 +42,7 @@ import argparse
 import numpy as np
 import torch
 
-from xencoder_lab import corpus_embeddings, retrieval
+from xencoder_lab import corpus_embeddings, faiss_index
 from xencoder_lab.ann import measure_indexes, nlist
 from xencoder_lab.course_models import load_bi_encoder
 from xencoder_lab.data import load_beir
@@ -67,7 +67,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
-    retrieval.FAISS_THREADS = args.threads
+    faiss_index.FAISS_THREADS = args.threads
     torch.set_num_threads(args.threads)
     test = load_beir("scifact", "test")
     claims = list(test.queries.values())[: args.queries]

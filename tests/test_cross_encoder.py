@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from xencoder_lab.cross_encoder import CrossEncoder, group_pairs, rerank, score_candidates, score_groups
+from xencoder_lab.cross_encoder import CrossEncoder, group_logits, group_pairs, rerank, score_candidates, score_groups
 from xencoder_lab.data import document_text
 from xencoder_lab.losses import listwise_loss
 from xencoder_lab.training import train_groups
@@ -170,3 +170,46 @@ def test_score_candidates_scores_each_pair_once_and_caches(warm, toy, monkeypatc
         assert calls == [6]
     finally:
         warm.max_length = 64
+
+
+def test_handover_leaves_the_head_alone(warm, toy):
+    """Over `handover` steps the cosine term fades out (its weight recorded step by step), then it is removed:
+    the trained model scores with its [CLS] head only, and c = 0 on a warm model is that head."""
+    docs = [document_text(doc) for doc in toy.corpus.values()]
+    group = (next(iter(toy.queries.values())), docs[0], [docs[1], docs[2]])
+    head_only = copy.deepcopy(warm)
+    head_only.cosine_weight = 0.0
+    with torch.no_grad():
+        assert np.allclose(head_only.score(group[0], [group[1]]), 0.0)  # the warm start's head starts at 0
+    model, weights = copy.deepcopy(warm), []
+
+    def group_scores(chosen):
+        weights.append(model.cosine_weight)
+        return group_logits(model, chosen)
+
+    train_groups(model, [group], steps=4, groups_per_step=1, lr=1e-4, head_lr=1e-2, warmup=1, handover=2,
+                 group_scores=group_scores, show_progress=False)
+    assert weights == [1.0, 0.5, 0.0, 0.0] and model.scale is None
+    assert "scale" not in model.state_dict()
+    with pytest.raises(ValueError, match="cosine_scale"):
+        train_groups(model, [group], steps=1, handover=1, show_progress=False)
+
+
+def test_score_parts_take_the_logit_apart(warm, toy):
+    """The head's term and the warm start's add up to the logit at c = 1, and c weighs the second; a pair's cached
+    logit is never served for another c."""
+    from xencoder_lab.cross_encoder import pair_cache_parts
+
+    model = copy.deepcopy(warm)
+    with torch.no_grad():
+        model.head.bias.fill_(0.5)
+        model.head.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(0))
+    docs = [document_text(doc) for doc in toy.corpus.values()][:4]
+    query = next(iter(toy.queries.values()))
+    both = model.score_parts(query, docs)  # (4, 2)
+    assert both.shape == (4, 2) and np.all(both[:, 0] != 0) and np.all(both[:, 1] != 0)
+    assert np.allclose(both.sum(1), model.score(query, docs), atol=1e-4)
+    full_key = pair_cache_parts(model)
+    model.cosine_weight = 0.5
+    assert np.allclose(both[:, 0] + 0.5 * both[:, 1], model.score(query, docs), atol=1e-4)
+    assert pair_cache_parts(model) != full_key

@@ -36,10 +36,11 @@ from . import checkpoints, corpus_embeddings, course_models, metrics, pair_score
 from .bi_encoder import BiEncoder, corpus_cache_parts
 from .cross_encoder import CrossEncoder
 from .data import Dataset, DatasetFormatError, DatasetNotFoundError, load_beir
+from .faiss_index import make_index
 from .hybrid import Hybrid
 from .models import DEFAULT_MODEL, ModelNotFoundError
 from .pipeline import Pipeline
-from .retrieval import DenseRetriever, DenseSearcher, make_index
+from .retrieval import DenseRetriever, DenseSearcher
 
 FIRST_STAGES = {"bm25": None, "zero-shot": None, "bi": "bi-encoder", "distilled": "distilled-bi-encoder",
                 "poly": "poly-encoder", "colbert": "colbert", "hybrid": "bi-encoder", "hybrid-min-max": "bi-encoder",

@@ -6,7 +6,10 @@ vector gives a *logit* (any real number); ``sigmoid(logit)`` is a probability, f
 ``BCEWithLogitsLoss`` (or a softmax over a group), which works on logits and is numerically safe.
 
     logit(q, d) = w . h_[CLS] + b                                   plain head
-    logit(q, d) = w . h_[CLS] + b + a * cos(mean_q(h), mean_d(h))   warm start (``cosine_scale=a``)
+    logit(q, d) = w . h_[CLS] + b + c * a * cos(mean_q(h), mean_d(h))   warm start (``cosine_scale=a``)
+
+``c`` (``cosine_weight``, 1 unless a training run hands the score over to the head) lets a logit be taken apart:
+``c = 0`` gives the head alone.
 
 A head trained from scratch scores at chance for hundreds of steps. The warm start begins from what the
 encoder already knows: ``mean_q`` and ``mean_d`` average the query's and the document's token vectors *of the
@@ -66,6 +69,7 @@ class CrossEncoder(torch.nn.Module):
             torch.nn.init.zeros_(self.head.weight)
             torch.nn.init.zeros_(self.head.bias)
             self.scale = torch.nn.Parameter(torch.tensor(float(cosine_scale)))
+        self.cosine_weight = 1.0  # w: the share of the warm-start term in the logit (a handover lowers it to 0)
         self.to(self.encoder.device).eval()
 
     @property
@@ -109,14 +113,16 @@ class CrossEncoder(torch.nn.Module):
             list(queries), list(docs), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
         ).to(self.device)
 
-    def forward(self, batch) -> torch.Tensor:
-        """Logits (B,) for a batch of tokenized pairs.
+    def parts(self, batch) -> torch.Tensor:
+        """The two terms of each pair's logit, from one pass: ``[:, 0]`` the head's ``w . h_[CLS] + b``,
+        ``[:, 1]`` the warm start's ``a * cos(mean_q(h), mean_d(h))`` (0 for a plain head). The logit is
+        ``parts[:, 0] + c * parts[:, 1]``.
 
         Args:
             batch: the output of ``tokenize``, (B, L) tensors with ``token_type_ids``.
 
         Returns:
-            (B,) tensor of logits, with grads.
+            (B, 2) tensor, with grads.
 
         Raises:
             ValueError: a batch without (B, L) ``input_ids`` or without ``token_type_ids``.
@@ -124,13 +130,26 @@ class CrossEncoder(torch.nn.Module):
         if batch["input_ids"].ndim != 2 or "token_type_ids" not in batch:
             raise ValueError("batch: give the output of tokenize(queries, docs): input_ids (B, L) and token_type_ids.")
         h = self.encoder(**batch).last_hidden_state  # (B, L, D)
-        logits = self.head(h[:, 0]).squeeze(-1)  # (B,)
+        head = self.head(h[:, 0]).squeeze(-1)  # (B,)
+        warm = torch.zeros_like(head)
         if self.scale is not None:
             mask, segment = batch["attention_mask"], batch["token_type_ids"]  # (B, L), (B, L)
             q_vec = pool(h, mask * (segment == 0), how="mean")  # (B, D)
             d_vec = pool(h, mask * (segment == 1), how="mean")  # (B, D)
-            logits = logits + self.scale * F.cosine_similarity(q_vec, d_vec, dim=-1)
-        return logits
+            warm = self.scale * F.cosine_similarity(q_vec, d_vec, dim=-1)
+        return torch.stack([head, warm], dim=1)
+
+    def forward(self, batch) -> torch.Tensor:
+        """Logits (B,) for a batch of tokenized pairs: ``parts(batch)``, the warm term weighed by ``c``.
+
+        Args:
+            batch: the output of ``tokenize``, (B, L) tensors with ``token_type_ids``.
+
+        Returns:
+            (B,) tensor of logits, with grads.
+        """
+        both = self.parts(batch)  # (B, 2)
+        return both[:, 0] + self.cosine_weight * both[:, 1]
 
     def score(
         self,
@@ -163,6 +182,23 @@ class CrossEncoder(torch.nn.Module):
             features = self.features(queries, docs)
             return run_sorted(features, self, self.tokenizer.pad_token_id, batch_size, show_progress, self.device,
                               desc="scoring pairs")
+
+    def score_parts(self, queries: str | Sequence[str], docs: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        """``score``, taken apart: (P, 2) float32, the head's term and the warm start's (``parts``) for each pair.
+
+        >>> model = CrossEncoder(max_length=64, cosine_scale=20.0)   # the head starts at 0: all from the cosine
+        >>> both = model.score_parts("Aspirin prevents heart attacks.", ["Aspirin cut heart attacks."])
+        >>> both.shape, float(both[0, 0]), bool(abs(both.sum() - model.score("Aspirin prevents heart attacks.",
+        ...                                                          ["Aspirin cut heart attacks."])[0]) < 1e-4)
+        ((1, 2), 0.0, True)
+        """
+        if isinstance(queries, str):
+            queries = [queries] * len(docs)
+        if len(docs) == 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        with eval_mode(self):
+            return run_sorted(self.features(queries, docs), self.parts, self.tokenizer.pad_token_id, batch_size,
+                              False, self.device, desc="scoring pairs")
 
 
 def small_cross_encoder(teacher: CrossEncoder, layers: int, max_length: int | None = None) -> CrossEncoder:
@@ -201,9 +237,10 @@ PAIR_CACHE = "cross_encoder_pairs"  # the disk cache's folder for pair logits
 
 def pair_cache_parts(model: CrossEncoder) -> dict:
     """What a cached logit depends on besides its two texts: the weights, how the pair is cut, and the backend
-    of a model that does not run in PyTorch."""
+    of a model that does not run in PyTorch, and the warm term's weight ``c`` when it is not 1 (mid-handover)."""
+    weight = getattr(model, "cosine_weight", 1.0)
     return {"model": model_fingerprint(model), "max_length": model.max_length, "truncation": "longest_first",
-            **backend_parts(model)}
+            **backend_parts(model), **({"cosine_weight": weight} if weight != 1.0 else {})}
 
 
 def pair_key(query: str, doc: str) -> str:

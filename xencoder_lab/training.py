@@ -9,14 +9,12 @@ caller's: ``step_loss(step)`` returns the loss of one batch.
 - ``train_bi_encoder``: embed B queries and their B positive documents (plus B hard negatives, if given),
   score every query against every document (``model.similarity``: dot products, a poly-encoder's attention,
   ColBERT's MaxSim), ``losses.scores_loss``: for a bi-encoder, ``losses.in_batch_negatives_loss`` (notebook 03);
-- ``train_query_tower``: embed B queries with the query tower alone and score them against the fixed embeddings
-  of the whole corpus, ``losses.corpus_softmax_loss``: the documents cannot move, so the model cannot learn
-  which documents tend to be relevant (notebook 03);
+- ``train_query_tower``: B queries by the query tower alone against the fixed embeddings of the whole corpus,
+  ``losses.corpus_softmax_loss``: documents cannot move, so no document prior is learned (notebook 03);
 - ``train_groups``: score groups (query, positive, negatives), e.g. jointly with a cross-encoder, and learn
   from the labels (``losses.listwise_loss`` or binary cross-entropy on the logits, notebook 04) or from a
   teacher's scores of the same groups (distillation, notebook 06).
 
-``models.add_lora`` (notebooks 07 and 08) freezes a tower and adds low-rank adapters to its top layers;
 ``corpus_queries`` makes label-free training pairs from a corpus alone (notebook 03).
 
 >>> pairs = [("q1", "d1"), ("q2", "d1"), ("q3", "d2"), ("q1", "d3")]     # d1 twice, q1 twice
@@ -383,6 +381,7 @@ def train_groups(
     lr: float = 2e-5,
     head_lr: float = 1e-3,
     pos_weight: float | None = None,
+    handover: int | None = None,
     **loop,
 ) -> list[dict]:
     """Train a model that scores groups ``(query, positive, [negatives])`` in place; return the log. The one
@@ -390,26 +389,25 @@ def train_groups(
 
     Each step scores ``groups_per_step`` groups, (G, W) with the positive in column 0, and takes the ``loss``:
 
-    - from the labels: ``"listwise"`` (``losses.listwise_loss``; ``"contrastive"`` is the same, the name of
-      distillation's control run, which may be given the teacher's scores and ignores them) or ``"bce"``
-      (``losses.group_bce_loss``, ``pos_weight`` on the positive);
+    - from the labels: ``"listwise"`` (``losses.listwise_loss``; ``"contrastive"``, distillation's control run,
+      is the same and ignores a teacher) or ``"bce"`` (``losses.group_bce_loss``, ``pos_weight`` on the positive);
     - from a ``teacher``'s scores of the same groups (G_all, W): ``"margin_mse"``, ``"mse"`` or ``"kl"``
       (``losses.margin_mse_loss``, ``score_mse_loss``, ``softmax_kl_loss``).
 
-    Parameters named ``encoder.*`` or ``query_tower.*`` learn at ``lr``; the rest (a cross-encoder's head and
-    warm-start scale) at ``head_lr``; a frozen ``doc_tower`` never learns.
+    ``encoder.*`` and ``query_tower.*`` learn at ``lr``, the rest (head, warm-start scale) at ``head_lr``.
 
     Args:
         model: the model to train, in place.
         groups: every group, each with the same number of negatives.
         loss: one of ``GROUP_LOSSES``.
         teacher: (len(groups), W) scores to learn from, for a teacher loss.
-        group_scores: ``group_scores(chosen groups) -> (G, W)`` scores with gradients (default: the model is a
-            cross-encoder, ``cross_encoder.group_logits``; a bi-encoder student passes
-            ``distill.bi_encoder_group_scores``).
+        group_scores: ``group_scores(chosen groups) -> (G, W)`` scores with gradients (default: a cross-encoder's
+            ``cross_encoder.group_logits``; a bi-encoder student passes ``distill.bi_encoder_group_scores``).
         groups_per_step: groups a step.
         lr, head_lr: learning rates of the encoder and of the rest.
         pos_weight: BCE's weight of the positive (``loss="bce"`` only).
+        handover: a warm start's cosine term fades out over this many steps (``cosine_weight`` 1 -> 0), then is
+            removed (``scale = None``): the model is the plain ``[CLS]`` head. None: the term stays.
         **loop: ``Loop``'s fields.
 
     Returns:
@@ -428,10 +426,14 @@ def train_groups(
         raise ValueError(f"loss={loss!r} learns from the labels: teacher scores are for {', '.join(TEACHER_LOSSES)}.")
     if teacher is not None and len(teacher) != len(groups):
         raise ValueError(f"need one row of teacher scores per group, got {len(teacher)} rows for {len(groups)}.")
+    if handover is not None and getattr(model, "scale", None) is None:
+        raise ValueError("handover fades a warm start's cosine term out: give a model built with cosine_scale.")
     scorer = group_scores or (lambda chosen: group_logits(model, chosen))
     batches = passes(len(groups), groups_per_step, loop.seed)
 
     def step_loss(step: int) -> torch.Tensor:
+        if handover is not None:
+            model.cosine_weight = max(0.0, 1.0 - (step - 1) / handover)
         chosen = next(batches)
         scores = scorer([groups[i] for i in chosen])  # (G', W)
         if loss == "bce":
@@ -442,4 +444,7 @@ def train_groups(
     body = [p for n, p in trainable if n.startswith(("encoder.", "query_tower."))]
     head = [p for n, p in trainable if not n.startswith(("encoder.", "query_tower.", "doc_tower."))]
     param_groups = [{"params": body, "lr": lr}] + ([{"params": head, "lr": head_lr}] if head else [])
-    return train(model, step_loss, param_groups, loop)
+    log = train(model, step_loss, param_groups, loop)
+    if handover is not None and handover < loop.steps:  # the term is at 0 by now: the model is the head alone
+        model.scale, model.cosine_weight = None, 1.0
+    return log
