@@ -44,7 +44,7 @@ def test_losses_check_shapes_and_margins():
 def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
     """The distilled bi-encoder's recipe trains the query tower alone: the documents' tower gets no gradient and
     the corpus embeddings of the base model stay valid."""
-    settings = {**recipe_settings.DISTILLED_BI_ENCODER, "max_length": 32, "train_top_layers": 1}
+    settings = recipe_settings.DISTILLED_BI_ENCODER.replace(max_length=32, train_top_layers=1)
     model, trainable = recipe_training.distilled_student(settings)
     assert not model.shared and trainable and all(name.startswith("encoder.layer.5.") for name in trainable)
     before = {n: p.detach().clone() for n, p in model.doc_tower.named_parameters()}
@@ -55,7 +55,7 @@ def test_a_frozen_document_tower_stays_as_it_was(teacher, tmp_path):
     assert all(p.grad is None and torch.equal(p, before[n]) for n, p in model.doc_tower.named_parameters())
     assert not torch.equal(model.query_tower.encoder.layer[5].output.dense.weight, q_before)
     with pytest.raises(ValueError, match='use "frozen" or "shared"'):
-        recipe_training.distilled_student({**settings, "document_tower": "both"})
+        recipe_training.distilled_student(settings.replace(document_tower="both"))
 
 
 def test_small_cross_encoder_keeps_the_bottom_layers(teacher):
@@ -127,7 +127,7 @@ def test_recipes_refuse_bad_settings_changes(capsys):
 
 def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):
     monkeypatch.setattr(recipes.checkpoints, "CHECKPOINTS", tmp_path)
-    settings = {**recipe_settings.BI_ENCODER, "negative_depth": None}
+    settings = recipe_settings.BI_ENCODER.replace(negative_depth=None)
     manifest = {"command": "python -m xencoder_lab.recipes bi-encoder", "steps": 3, "metrics": {"all": 0.5},
                 "train_seconds": 1, "hardware": {}}
     run = recipes._record("bi-encoder", settings, manifest, overwrite=False)
@@ -141,14 +141,14 @@ def test_record_keeps_an_earlier_run(tmp_path, monkeypatch):
 
 def test_a_recorded_variant_keeps_its_per_query_figures_for_paired_tests(tmp_path, monkeypatch):
     monkeypatch.setattr(recipes.checkpoints, "CHECKPOINTS", tmp_path)
-    settings = {**recipe_settings.QUERY_TOWER, "corpus_queries": "title"}
+    settings = recipe_settings.QUERY_TOWER.replace(corpus_queries="title")
     per_query = {"fine-tuned": {"unseen": {"q1": 0.5, "q2": 1.0}}, "zero-shot": {"unseen": {"q1": 0.5, "q2": 0.5}}}
     manifest = {"command": "python -m xencoder_lab.recipes query-tower", "steps": 3, "train_seconds": 1,
                 "hardware": {}, "metrics": {"fine-tuned": {"unseen": {"ndcg@10": 0.75}}}, "per_query": per_query}
     run = recipes._record("query-tower", settings, manifest, overwrite=False)
     assert run["command"].endswith("""--set 'corpus_queries="title"' --record""")  # ready to paste in a shell
-    assert recipes._manifest("query-tower", None, {**settings, "steps": 624})["steps"] == 624  # what --set trained
+    assert recipes._manifest("query-tower", None, settings.replace(steps=624))["steps"] == 624  # what --set trained
     recorded = recipes.checkpoints.variants("query-tower")["corpus_queries=title"]
     assert recorded["unseen"] == 0.75 and recorded["per query"] == per_query
-    assert "per query" not in recipes._record("query-tower", {**settings, "lr": 2e-5},
+    assert "per query" not in recipes._record("query-tower", settings.replace(lr=2e-5),
                                               {**manifest, "per_query": {}}, overwrite=False)

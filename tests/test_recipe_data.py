@@ -37,14 +37,14 @@ def test_recipe_data_is_what_its_checkpoint_was_trained_on(name, shipped_embeddi
 def test_a_changed_split_or_miner_changes_the_digest(shipped_embeddings):
     """The pin can fail: another seed moves the validation claims; label-free queries add training rows."""
     base = recipe_data.data_digest("query-tower")
-    assert recipe_data.data_digest("query-tower", {**QUERY_TOWER, "seed": 1}) != base
-    assert recipe_data.data_digest("query-tower", {**QUERY_TOWER, "corpus_queries": "title"}) != base
+    assert recipe_data.data_digest("query-tower", QUERY_TOWER.replace(seed=1)) != base
+    assert recipe_data.data_digest("query-tower", QUERY_TOWER.replace(corpus_queries="title")) != base
 
 
 def test_validation_by_document_holds_out_whole_answers(shipped_embeddings):
     """The query tower's validation claims cite no abstract a training claim cites (protocol)."""
     queries, positives, relevant, d_emb, validation = recipe_data.query_tower_training_data(
-        BiEncoder(max_length=QUERY_TOWER["max_length"], shared=False), {**QUERY_TOWER, "dataset": "scifact"})
+        BiEncoder(max_length=QUERY_TOWER.max_length, shared=False), QUERY_TOWER.replace(dataset="scifact"))
     ids = list(validation.corpus)
     assert not relevant_documents(validation) & {ids[row] for row in positives}
-    assert len(validation.queries) >= QUERY_TOWER["validation_queries"] and len(queries) == len(positives)
+    assert len(validation.queries) >= QUERY_TOWER.validation_queries and len(queries) == len(positives)

@@ -19,7 +19,7 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``negatives``: hard negatives mined by a retriever, with a margin against false negatives (notebook 03)
 - ``protocol``: in domain, unseen answers, out of domain; validation carved by document (notebook 03)
 - ``checkpoints``: saving and loading: course checkpoints pinned by behaviour, whole models (notebook 03)
-- ``settings``: the course recipes' settings, plain data (notebook 03 on)
+- ``settings``: the course recipes' settings, one frozen dataclass each (notebook 03 on)
 - ``course_models``: load each course checkpoint and check it against the code; nothing here trains (notebook 03 on)
 - ``recipes``: the named recipes that train the course checkpoints, one command each (notebook 03 on)
 - ``corpus_embeddings``: SciFact's corpus as the course bi-encoders embed it, shipped and checked (notebook 03)

@@ -12,7 +12,7 @@ the first losses that made it.
 >>> model = load("bi-encoder")                 # the fine-tuned bi-encoder, from data/checkpoints/bi-encoder
 >>> model.encode_queries(["Vitamin D lowers the risk of tuberculosis."]).shape
 (1, 384)
->>> sorted(verify("bi-encoder")["settings"]) == sorted(SETTINGS["bi-encoder"])
+>>> verify("bi-encoder")["settings"] == SETTINGS["bi-encoder"].asdict()   # the manifest keeps the recipe's
 True
 """
 
@@ -27,7 +27,7 @@ from .colbert import ColBERT
 from .cross_encoder import CrossEncoder, small_cross_encoder
 from .models import add_lora
 from .poly_encoder import PolyEncoder
-from .settings import CROSS_ENCODER, CROSS_ENCODERS, SETTINGS
+from .settings import CROSS_ENCODER, CROSS_ENCODERS, SETTINGS, ColBERTRecipe, PolyEncoderRecipe
 
 
 class StaleCheckpointError(RuntimeError):
@@ -42,21 +42,21 @@ def _folder(folder, default: str) -> Path:
     return folder
 
 
-def poly_encoder(settings: dict, device=None) -> tuple[PolyEncoder, list[str]]:
+def poly_encoder(settings: PolyEncoderRecipe, device=None) -> tuple[PolyEncoder, list[str]]:
     """The recipe's poly-encoder before training: the base model with LoRA on its query tower's top layers and
     ``codes`` codes near zero; returns ``(model, names of the LoRA parameters)``."""
-    model = PolyEncoder(codes=settings["codes"], scale=settings["scale"], max_length=settings["max_length"],
-                        init_std=settings["init_std"], seed=settings["seed"], device=device)
-    names = add_lora(model.query_tower, settings["lora_rank"], settings["train_top_layers"])
+    model = PolyEncoder(codes=settings.codes, scale=settings.scale, max_length=settings.max_length,
+                        init_std=settings.init_std, seed=settings.seed, device=device)
+    names = add_lora(model.query_tower, settings.lora_rank, settings.train_top_layers)
     return model, ["query_tower." + n for n in names]
 
 
-def colbert(settings: dict, device=None) -> tuple[ColBERT, list[str]]:
+def colbert(settings: ColBERTRecipe, device=None) -> tuple[ColBERT, list[str]]:
     """The recipe's ColBERT before training: the base model with LoRA on its top layers and a ``dim``-wide
     projection; returns ``(model, names of the LoRA parameters)``."""
-    model = ColBERT(dim=settings["dim"], query_length=settings["query_length"], max_length=settings["max_length"],
-                    augment=settings["augment"], seed=settings["seed"], device=device)
-    lora = ["tower." + n for n in add_lora(model.tower, settings["lora_rank"], settings["train_top_layers"])]
+    model = ColBERT(dim=settings.dim, query_length=settings.query_length, max_length=settings.max_length,
+                    augment=settings.augment, seed=settings.seed, device=device)
+    lora = ["tower." + n for n in add_lora(model.tower, settings.lora_rank, settings.train_top_layers)]
     model.to(model.device)
     return model, lora
 
@@ -93,7 +93,7 @@ def load_cross_encoder(folder: str | Path | None = None, device=None) -> CrossEn
     """
     folder = _folder(folder, "cross-encoder")
     settings = checkpoints.read_manifest(folder)["settings"]
-    scale = settings.get("cosine_scale", CROSS_ENCODER["cosine_scale"])
+    scale = settings.get("cosine_scale", CROSS_ENCODER.cosine_scale)
     model = CrossEncoder(max_length=settings["max_length"], cosine_scale=scale, device=device)
     if "layers" in settings:
         model = small_cross_encoder(model, settings["layers"], settings["max_length"])
@@ -112,7 +112,7 @@ def load_poly_encoder(folder: str | Path | None = None, device=None) -> PolyEnco
         a ``PolyEncoder`` in eval mode.
     """
     folder = _folder(folder, "poly-encoder")
-    model, _ = poly_encoder(checkpoints.read_manifest(folder)["settings"], device)
+    model, _ = poly_encoder(PolyEncoderRecipe.from_dict(checkpoints.read_manifest(folder)["settings"]), device)
     model.to(model.device).eval()
     return checkpoints.load_weights(model, folder)
 
@@ -128,7 +128,7 @@ def load_colbert(folder: str | Path | None = None, device=None) -> ColBERT:
         a ``ColBERT`` in eval mode.
     """
     folder = _folder(folder, "colbert")
-    model, _ = colbert(checkpoints.read_manifest(folder)["settings"], device)
+    model, _ = colbert(ColBERTRecipe.from_dict(checkpoints.read_manifest(folder)["settings"]), device)
     return checkpoints.load_weights(model.eval(), folder)
 
 
@@ -171,9 +171,9 @@ def verify(name: str, folder: str | Path | None = None,
     manifest = checkpoints.read_manifest(folder)
     fix = f"retrain it with `python -m xencoder_lab.recipes {name} --overwrite` (see the README)"
     problems = []
-    if manifest["settings"] != SETTINGS[name]:
-        changed = sorted(k for k in {**manifest["settings"], **SETTINGS[name]}
-                         if manifest["settings"].get(k) != SETTINGS[name].get(k))
+    stored, own = manifest["settings"], SETTINGS[name].asdict()
+    if stored != own:
+        changed = sorted(k for k in {**stored, **own} if stored.get(k) != own.get(k))
         problems.append(f"the recipe's settings changed ({', '.join(changed)})")
     model = load(name, folder, device="cpu")
     if "probe" not in manifest or "training_probe" not in manifest:

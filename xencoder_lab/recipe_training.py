@@ -33,6 +33,15 @@ from .settings import (
     POLY_ENCODER,
     QUERY_TOWER,
     SMALL_CROSS_ENCODER,
+    BiEncoderRecipe,
+    ColBERTRecipe,
+    CrossEncoderRecipe,
+    DistilledBiEncoderRecipe,
+    PairRecipe,
+    PolyEncoderRecipe,
+    QueryTowerRecipe,
+    Recipe,
+    SmallCrossEncoderRecipe,
 )
 from .training import (
     freeze_lower_layers,
@@ -43,75 +52,75 @@ from .training import (
 )
 
 
-def _loop(settings: dict, steps: int | None, log_every: int = 4, evaluate=None, on_evaluate=None) -> dict:
+def _loop(settings: Recipe, steps: int | None, log_every: int = 4, evaluate=None, on_evaluate=None) -> dict:
     """The loop's settings of a recipe (``training.Loop``'s fields): its steps (or ``steps``), warm-up and seed, an
     evaluation every ``evaluate_every`` steps when the recipe evaluates."""
-    loop = {"steps": steps or settings["steps"], "warmup": settings["warmup"], "seed": settings["seed"],
+    loop = {"steps": steps or settings.steps, "warmup": settings.warmup, "seed": settings.seed,
             "log_every": log_every}
     if evaluate is not None:
-        loop.update(evaluate=evaluate, evaluate_every=settings["evaluate_every"], on_evaluate=on_evaluate)
+        loop.update(evaluate=evaluate, evaluate_every=settings.evaluate_every, on_evaluate=on_evaluate)
     return loop
 
 
-def train_bi_encoder_recipe(settings: dict = BI_ENCODER, steps: int | None = None):
+def train_bi_encoder_recipe(settings: BiEncoderRecipe = BI_ENCODER, steps: int | None = None):
     """Fine-tune all-MiniLM-L6-v2 on SciFact train: ``(model, trainable parameter names, loss log, validation)``."""
-    torch.manual_seed(settings["seed"])
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
+    torch.manual_seed(settings.seed)
+    model = BiEncoder(pooling=settings.pooling, max_length=settings.max_length)
     pairs, negatives, validation = bi_encoder_training_data(model, settings)
-    trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
-    log = train_bi_encoder(model, pairs, batch_size=settings["batch_size"], lr=settings["lr"],
-                           temperature=settings["temperature"], hard_negatives=negatives, **_loop(settings, steps))
+    trainable = freeze_lower_layers(model.query_tower, settings.train_top_layers)
+    log = train_bi_encoder(model, pairs, batch_size=settings.batch_size, lr=settings.lr,
+                           temperature=settings.temperature, hard_negatives=negatives, **_loop(settings, steps))
     return model, trainable, log, validation
 
 
-def train_poly_encoder_recipe(settings: dict = POLY_ENCODER, steps: int | None = None):
+def train_poly_encoder_recipe(settings: PolyEncoderRecipe = POLY_ENCODER, steps: int | None = None):
     """Train a poly-encoder from all-MiniLM-L6-v2 on SciFact train, the bi-encoder recipe's data and loss with
     LoRA on the top layers and the m codes: ``(model, trainable parameter names, loss log, validation)``."""
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     model, lora = course_models.poly_encoder(settings)
     groups = _poly_groups(model, lora, settings)
     pairs, negatives, validation = bi_encoder_training_data(model, settings)  # mined by the untrained model
-    log = train_bi_encoder(model, pairs, batch_size=settings["batch_size"], temperature=settings["temperature"],
+    log = train_bi_encoder(model, pairs, batch_size=settings.batch_size, temperature=settings.temperature,
                            hard_negatives=negatives, param_groups=groups, **_loop(settings, steps))
     return model, lora + ["codes"], log, validation
 
 
-def _poly_groups(model: PolyEncoder, lora: list[str], settings: dict) -> list[dict]:
+def _poly_groups(model: PolyEncoder, lora: list[str], settings: PolyEncoderRecipe) -> list[dict]:
     """AdamW's groups for the poly-encoder recipe: its LoRA parameters ``lora``, then the codes."""
-    return [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
-            {"params": [model.codes], "lr": settings["codes_lr"]}]
+    return [{"params": [model.get_parameter(n) for n in lora], "lr": settings.lr},
+            {"params": [model.codes], "lr": settings.codes_lr}]
 
 
-def _colbert(settings: dict) -> tuple[ColBERT, list[str], list[dict]]:
+def _colbert(settings: ColBERTRecipe) -> tuple[ColBERT, list[str], list[dict]]:
     """The recipe's ColBERT with LoRA on its top layers: (model, trainable names, AdamW's groups)."""
     model, lora = course_models.colbert(settings)
-    groups = [{"params": [model.get_parameter(n) for n in lora], "lr": settings["lr"]},
-              {"params": [model.projection.weight], "lr": settings["projection_lr"]}]
+    groups = [{"params": [model.get_parameter(n) for n in lora], "lr": settings.lr},
+              {"params": [model.projection.weight], "lr": settings.projection_lr}]
     return model, lora + ["projection.weight"], groups
 
 
-def train_colbert_recipe(settings: dict = COLBERT, steps: int | None = None):
+def train_colbert_recipe(settings: ColBERTRecipe = COLBERT, steps: int | None = None):
     """Train ColBERT from all-MiniLM-L6-v2 on SciFact train, the bi-encoder recipe's pairs and mined negatives
     with MaxSim scores: ``(model, trainable parameter names, loss log, validation)``."""
-    torch.manual_seed(settings["seed"])
-    pairs, negatives, validation = bi_encoder_training_data(BiEncoder(max_length=settings["max_length"]), settings)
+    torch.manual_seed(settings.seed)
+    pairs, negatives, validation = bi_encoder_training_data(BiEncoder(max_length=settings.max_length), settings)
     model, trainable, groups = _colbert(settings)
-    log = train_bi_encoder(model, pairs, batch_size=settings["batch_size"], temperature=settings["temperature"],
+    log = train_bi_encoder(model, pairs, batch_size=settings.batch_size, temperature=settings.temperature,
                            hard_negatives=negatives, param_groups=groups, **_loop(settings, steps))
     return model, trainable, log, validation
 
 
-def train_query_tower_recipe(settings: dict = QUERY_TOWER, steps: int | None = None):
+def train_query_tower_recipe(settings: QueryTowerRecipe = QUERY_TOWER, steps: int | None = None):
     """Fine-tune the query tower of all-MiniLM-L6-v2 on SciFact train against the zero-shot corpus embeddings:
     ``(model, trainable parameter names, log, validation)``; the model holds the best evaluated weights."""
-    torch.manual_seed(settings["seed"])
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=False)
+    torch.manual_seed(settings.seed)
+    model = BiEncoder(pooling=settings.pooling, max_length=settings.max_length, shared=False)
     queries, positives, relevant, d_emb, validation = query_tower_training_data(model, settings)
-    trainable = freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    trainable = freeze_lower_layers(model.query_tower, settings.train_top_layers)
     evaluate, keep_best, restore, log = _best_query_tower(model, trainable, validation)
     log += train_query_tower(
-        model, queries, positives, d_emb, relevant, batch_size=settings["batch_size"], lr=settings["lr"],
-        temperature=settings["temperature"], **_loop(settings, steps, evaluate=evaluate, on_evaluate=keep_best),
+        model, queries, positives, d_emb, relevant, batch_size=settings.batch_size, lr=settings.lr,
+        temperature=settings.temperature, **_loop(settings, steps, evaluate=evaluate, on_evaluate=keep_best),
     )
     return model, trainable, restore(log), validation
 
@@ -140,44 +149,45 @@ def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
     return evaluate, keep_best, restore, log
 
 
-def train_cross_encoder_recipe(settings: dict = CROSS_ENCODER, steps: int | None = None, on_evaluate=None):
+def train_cross_encoder_recipe(settings: CrossEncoderRecipe = CROSS_ENCODER, steps: int | None = None,
+                               on_evaluate=None):
     """Train the course cross-encoder: ``(model, trainable parameter names, log)``.
 
     The learning curve (validation nDCG@10 of reranking the bi-encoder's top ``rerank_depth``) is in the log.
     """
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     bi = load_bi_encoder()
     groups, validation, first_stage = cross_encoder_training_data(bi, settings)
-    model = CrossEncoder(max_length=settings["max_length"], cosine_scale=settings["cosine_scale"])
-    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings["init"])
-    trainable = ["encoder." + n for n in freeze_lower_layers(model.encoder, settings["train_top_layers"])]
+    model = CrossEncoder(max_length=settings.max_length, cosine_scale=settings.cosine_scale)
+    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings.init)
+    trainable = ["encoder." + n for n in freeze_lower_layers(model.encoder, settings.train_top_layers)]
     trainable += [n for n, p in model.named_parameters() if not n.startswith("encoder.")]
 
     def evaluate(m):
-        depth = settings["rerank_depth"]
+        depth = settings.rerank_depth
         scores = score_candidates(m, validation, [first_stage], depth, show_progress=False, cache=False)
         return metrics.evaluate(rerank(first_stage, scores, depth), validation.qrels, ["ndcg@10"])["ndcg@10"]
 
     log = [{"step": 0, "validation": evaluate(model), "first_stage": metrics.evaluate(
         first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
     log += train_groups(
-        model, groups, settings["loss"], groups_per_step=settings["groups_per_step"], lr=settings["lr"],
-        head_lr=settings["head_lr"], **_loop(settings, steps, log_every=10, evaluate=evaluate, on_evaluate=on_evaluate),
+        model, groups, settings.loss, groups_per_step=settings.groups_per_step, lr=settings.lr,
+        head_lr=settings.head_lr, **_loop(settings, steps, log_every=10, evaluate=evaluate, on_evaluate=on_evaluate),
     )
     return model, trainable, log
 
 
-def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps: int | None = None):
+def train_small_cross_encoder_recipe(settings: SmallCrossEncoderRecipe = SMALL_CROSS_ENCODER, steps: int | None = None):
     """Distil the course cross-encoder into its bottom ``layers`` layers at ``max_length`` tokens:
     ``(model, trainable parameter names, log)``; the model holds the best weights by validation nDCG@10."""
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     groups, teacher, validation = distillation_data(settings)
-    bi = load_bi_encoder(checkpoints.CHECKPOINTS / settings["miner"])
-    depth = settings["rerank_depth"]
+    bi = load_bi_encoder(checkpoints.CHECKPOINTS / settings.miner)
+    depth = settings.rerank_depth
     first_stage = dense_run(bi, validation, k=depth)
     model = small_cross_encoder(
-        load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), settings["layers"], settings["max_length"])
-    trainable = ["encoder." + n for n in freeze_lower_layers(model.encoder, settings["layers"])]
+        load_cross_encoder(checkpoints.CHECKPOINTS / settings.teacher), settings.layers, settings.max_length)
+    trainable = ["encoder." + n for n in freeze_lower_layers(model.encoder, settings.layers)]
     trainable += [n for n, p in model.named_parameters() if not n.startswith("encoder.")]
     best = {"value": -1.0, "step": 0, "weights": None}
 
@@ -193,111 +203,112 @@ def train_small_cross_encoder_recipe(settings: dict = SMALL_CROSS_ENCODER, steps
         first_stage, validation.qrels, ["ndcg@10"])["ndcg@10"], "seconds": 0.0}]
     keep_best(model, 0, log[0]["validation"], log)
     log += train_groups(
-        model, groups, settings["loss"], teacher, groups_per_step=settings["groups_per_step"], lr=settings["lr"],
-        head_lr=settings["head_lr"], **_loop(settings, steps, log_every=10, evaluate=evaluate, on_evaluate=keep_best),
+        model, groups, settings.loss, teacher, groups_per_step=settings.groups_per_step, lr=settings.lr,
+        head_lr=settings.head_lr, **_loop(settings, steps, log_every=10, evaluate=evaluate, on_evaluate=keep_best),
     )
     model.load_state_dict(best["weights"])
     log.append({"best_step": best["step"], "validation": best["value"]})
     return model, trainable, log, validation
 
 
-def train_distilled_bi_encoder_recipe(settings: dict = DISTILLED_BI_ENCODER, steps: int | None = None):
+def train_distilled_bi_encoder_recipe(settings: DistilledBiEncoderRecipe = DISTILLED_BI_ENCODER,
+                                      steps: int | None = None):
     """Distil the course cross-encoder into all-MiniLM-L6-v2's query tower, the documents left to the zero-shot
-    model (``document_tower: "frozen"``; ``"shared"`` trains one tower for both): ``(model, trainable parameter
+    model (``document_tower="frozen"``; ``"shared"`` trains one tower for both): ``(model, trainable parameter
     names, log, validation)``; the model holds the best weights by validation nDCG@10."""
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     groups, teacher, validation = distillation_data(settings)
     model, trainable = distilled_student(settings)
     evaluate, keep_best, restore, log = _best_query_tower(model, trainable, validation)
     log += train_groups(
-        model, groups, settings["loss"], teacher,
-        lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]),
-        groups_per_step=settings["groups_per_step"], lr=settings["lr"],
+        model, groups, settings.loss, teacher,
+        lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings.scale),
+        groups_per_step=settings.groups_per_step, lr=settings.lr,
         **_loop(settings, steps, evaluate=evaluate, on_evaluate=keep_best),
     )
     return model, trainable, restore(log), validation
 
 
-def distilled_student(settings: dict) -> tuple[BiEncoder, list[str]]:
+def distilled_student(settings: DistilledBiEncoderRecipe) -> tuple[BiEncoder, list[str]]:
     """The distilled bi-encoder before training and the names of what trains (the query tower's top layers)."""
-    shared = settings["document_tower"] == "shared"
-    if not shared and settings["document_tower"] != "frozen":
-        raise ValueError(f"document_tower={settings['document_tower']!r}: use \"frozen\" or \"shared\".")
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=shared)
+    shared = settings.document_tower == "shared"
+    if not shared and settings.document_tower != "frozen":
+        raise ValueError(f"document_tower={settings.document_tower!r}: use \"frozen\" or \"shared\".")
+    model = BiEncoder(pooling=settings.pooling, max_length=settings.max_length, shared=shared)
     model.doc_tower.requires_grad_(shared)
-    return model, freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    return model, freeze_lower_layers(model.query_tower, settings.train_top_layers)
 
 
-def bi_encoder_training_probe(settings: dict = BI_ENCODER, steps: int = 3) -> list[float]:
+def bi_encoder_training_probe(settings: BiEncoderRecipe = BI_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set: the base model, the recipe's
     frozen layers, loss and temperature, batches of 4, one toy document as every pair's hard negative. Each
     query is paired with the next pair's document, so the loss starts high and every step moves it."""
-    torch.manual_seed(settings["seed"])
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"])
-    freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    torch.manual_seed(settings.seed)
+    model = BiEncoder(pooling=settings.pooling, max_length=settings.max_length)
+    freeze_lower_layers(model.query_tower, settings.train_top_layers)
     return _toy_pairs_probe(model, settings, steps)
 
 
-def poly_encoder_training_probe(settings: dict = POLY_ENCODER, steps: int = 3) -> list[float]:
+def poly_encoder_training_probe(settings: PolyEncoderRecipe = POLY_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set, as ``bi_encoder_training_probe``:
     the recipe's codes, LoRA and learning rates."""
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     model, lora = course_models.poly_encoder(settings)
     return _toy_pairs_probe(model, settings, steps, _poly_groups(model, lora, settings))
 
 
-def colbert_training_probe(settings: dict = COLBERT, steps: int = 3) -> list[float]:
+def colbert_training_probe(settings: ColBERTRecipe = COLBERT, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set, as ``bi_encoder_training_probe``:
     the recipe's ColBERT, LoRA, learning rates and temperature."""
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     model, _, groups = _colbert(settings)
     return _toy_pairs_probe(model, settings, steps, groups)
 
 
-def _toy_pairs_probe(model, settings: dict, steps: int, param_groups=None) -> list[float]:
+def _toy_pairs_probe(model, settings: PairRecipe, steps: int, param_groups=None) -> list[float]:
     """``train_bi_encoder`` on the toy pairs, batches of 4, each query paired with the next pair's document
     and one toy document as every pair's hard negative: the first ``steps`` losses."""
     toy = load_beir("toy", path=TOY_PATH)
     queries, docs = zip(*training_pairs(toy))
     pairs = list(zip(queries, docs[1:] + docs[:1]))
     log = train_bi_encoder(
-        model, pairs, steps=steps, batch_size=4, lr=settings["lr"], warmup=1, temperature=settings["temperature"],
-        hard_negatives=[document_text(toy.corpus["d16"])] * len(pairs), seed=settings["seed"], log_every=1,
+        model, pairs, steps=steps, batch_size=4, lr=settings.lr, warmup=1, temperature=settings.temperature,
+        hard_negatives=[document_text(toy.corpus["d16"])] * len(pairs), seed=settings.seed, log_every=1,
         show_progress=False, param_groups=param_groups,
     )
     return [round(entry["loss"], 5) for entry in log]
 
 
-def cross_encoder_training_probe(settings: dict = CROSS_ENCODER, steps: int = 3) -> list[float]:
+def cross_encoder_training_probe(settings: CrossEncoderRecipe = CROSS_ENCODER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set: the recipe's starting weights,
     frozen layers, loss and learning rates, 2 groups a step of 1 positive and 3 other toy documents."""
-    torch.manual_seed(settings["seed"])
-    model = CrossEncoder(max_length=settings["max_length"], cosine_scale=settings["cosine_scale"])
-    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings["init"])
-    freeze_lower_layers(model.encoder, settings["train_top_layers"])
+    torch.manual_seed(settings.seed)
+    model = CrossEncoder(max_length=settings.max_length, cosine_scale=settings.cosine_scale)
+    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings.init)
+    freeze_lower_layers(model.encoder, settings.train_top_layers)
     groups = _toy_groups(negatives=3)
     log = train_groups(
-        model, groups, steps=steps, groups_per_step=2, lr=settings["lr"], head_lr=settings["head_lr"], warmup=1,
-        loss=settings["loss"], seed=settings["seed"], log_every=1, show_progress=False,
+        model, groups, steps=steps, groups_per_step=2, lr=settings.lr, head_lr=settings.head_lr, warmup=1,
+        loss=settings.loss, seed=settings.seed, log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
 
 
-def query_tower_training_probe(settings: dict = QUERY_TOWER, steps: int = 3) -> list[float]:
+def query_tower_training_probe(settings: QueryTowerRecipe = QUERY_TOWER, steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on the toy set: the base model with the recipe's
     frozen document tower and layers, its loss over the whole (toy) corpus, batches of 4. Each claim's
     positive is the next pair's document, so the loss starts high and every step moves it."""
-    torch.manual_seed(settings["seed"])
-    model = BiEncoder(pooling=settings["pooling"], max_length=settings["max_length"], shared=False)
-    freeze_lower_layers(model.query_tower, settings["train_top_layers"])
+    torch.manual_seed(settings.seed)
+    model = BiEncoder(pooling=settings.pooling, max_length=settings.max_length, shared=False)
+    freeze_lower_layers(model.query_tower, settings.train_top_layers)
     toy = load_beir("toy", path=TOY_PATH)
     rows = {doc_id: i for i, doc_id in enumerate(toy.corpus)}
     judged = [(q, d) for q, docs in toy.qrels.items() for d, g in docs.items() if g > 0]
     d_emb = model.encode_documents([document_text(doc) for doc in toy.corpus.values()], show_progress=False)
     log = train_query_tower(
         model, [toy.queries[q] for q, _ in judged], [rows[d] for _, d in judged[1:] + judged[:1]], d_emb,
-        steps=steps, batch_size=4, lr=settings["lr"], warmup=1, temperature=settings["temperature"],
-        seed=settings["seed"], log_every=1, show_progress=False,
+        steps=steps, batch_size=4, lr=settings.lr, warmup=1, temperature=settings.temperature,
+        seed=settings.seed, log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
 
@@ -310,34 +321,36 @@ def _toy_groups(negatives: int = 3) -> list[tuple[str, str, list[str]]]:
     return [(q, d, [t for t in texts if t != d][i % 4 :: 4][:negatives]) for i, (q, d) in enumerate(pairs)]
 
 
-def small_cross_encoder_training_probe(settings: dict = SMALL_CROSS_ENCODER, steps: int = 3) -> list[float]:
+def small_cross_encoder_training_probe(settings: SmallCrossEncoderRecipe = SMALL_CROSS_ENCODER,
+                                       steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on toy groups: the teacher checkpoint's logits as
     targets, the recipe's student, loss and learning rates, 2 groups a step."""
-    torch.manual_seed(settings["seed"])
-    teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
-    groups = _toy_groups(settings["negatives"])
+    torch.manual_seed(settings.seed)
+    teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings.teacher)
+    groups = _toy_groups(settings.negatives)
     targets = score_groups(teacher, groups, cache=True, show_progress=None)
-    model = small_cross_encoder(teacher, settings["layers"], settings["max_length"])
-    freeze_lower_layers(model.encoder, settings["layers"])
+    model = small_cross_encoder(teacher, settings.layers, settings.max_length)
+    freeze_lower_layers(model.encoder, settings.layers)
     log = train_groups(
-        model, groups, settings["loss"], targets, steps=steps, groups_per_step=2, lr=settings["lr"],
-        head_lr=settings["head_lr"], warmup=1, seed=settings["seed"], log_every=1, show_progress=False,
+        model, groups, settings.loss, targets, steps=steps, groups_per_step=2, lr=settings.lr,
+        head_lr=settings.head_lr, warmup=1, seed=settings.seed, log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
 
 
-def distilled_bi_encoder_training_probe(settings: dict = DISTILLED_BI_ENCODER, steps: int = 3) -> list[float]:
+def distilled_bi_encoder_training_probe(settings: DistilledBiEncoderRecipe = DISTILLED_BI_ENCODER,
+                                        steps: int = 3) -> list[float]:
     """The first ``steps`` losses of the recipe's training on toy groups: the teacher checkpoint's logits as
     targets, the recipe's student, frozen layers, loss and scale, 2 groups a step."""
-    torch.manual_seed(settings["seed"])
-    groups = _toy_groups(settings["negatives"])
-    targets = score_groups(load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"]), groups, cache=True,
+    torch.manual_seed(settings.seed)
+    groups = _toy_groups(settings.negatives)
+    targets = score_groups(load_cross_encoder(checkpoints.CHECKPOINTS / settings.teacher), groups, cache=True,
                            show_progress=None)
     model, _ = distilled_student(settings)
     log = train_groups(
-        model, groups, settings["loss"], targets,
-        lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings["scale"]), steps=steps,
-        groups_per_step=2, lr=settings["lr"], warmup=1, seed=settings["seed"], log_every=1, show_progress=False,
+        model, groups, settings.loss, targets,
+        lambda chosen: distill.bi_encoder_group_scores(model, chosen, settings.scale), steps=steps,
+        groups_per_step=2, lr=settings.lr, warmup=1, seed=settings.seed, log_every=1, show_progress=False,
     )
     return [round(entry["loss"], 5) for entry in log]
 

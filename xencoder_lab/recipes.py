@@ -56,7 +56,7 @@ from .recipe_training import (
     train_small_cross_encoder_recipe,
 )
 from .retrieval import dense_run
-from .settings import CROSS_ENCODER, SETTINGS, SMALL_CROSS_ENCODER
+from .settings import CROSS_ENCODER, SETTINGS, SMALL_CROSS_ENCODER, Recipe
 
 RECIPES = {name: {"settings": SETTINGS[name], "training_probe": probe} for name, probe in TRAINING_PROBES.items()}
 
@@ -80,20 +80,20 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
     return course_models.verify(name, folder, RECIPES[name]["training_probe"] if training else None)
 
 
-def _manifest(name: str, steps: int | None, trained: dict | None = None, **extra) -> dict:
+def _manifest(name: str, steps: int | None, trained: Recipe | None = None, **extra) -> dict:
     """A checkpoint's manifest: the recipe's settings, and the steps ``trained`` (the run's own settings) took."""
     return {
         "recipe": name,
         "command": f"python -m xencoder_lab.recipes {name}" + (f" --steps {steps}" if steps else ""),
-        "settings": RECIPES[name]["settings"],
-        "steps": steps or (trained or RECIPES[name]["settings"])["steps"],
+        "settings": RECIPES[name]["settings"].asdict(),
+        "steps": steps or (trained or RECIPES[name]["settings"]).steps,
         "hardware": checkpoints.hardware(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         **extra,
     }
 
 
-def _bi_encoder(args, out: Path, training_probe: list[float], name: str, settings: dict) -> dict:
+def _bi_encoder(args, out: Path, training_probe: list[float], name: str, settings: Recipe) -> dict:
     """Train recipe ``name`` (``bi-encoder``, ``query-tower`` or ``distilled-bi-encoder``) with ``settings``,
     measure it with the zero-shot model on validation and the three columns of ``protocol.columns``, and store
     its query tower's trained layers (or, with ``--record``, only its figures: ``_record``)."""
@@ -109,7 +109,7 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str, setting
             if param_name in trainable:
                 param.copy_(param.half().float())
     splits = {"validation": validation,
-              **protocol.columns(load_beir(settings["dataset"], "test"), load_beir(settings["dataset"], "train"))}
+              **protocol.columns(load_beir(settings.dataset, "test"), load_beir(settings.dataset, "train"))}
 
     per_query = {}  # {model: {split: {query id: nDCG@10}}}, for paired tests of a recorded variant
 
@@ -137,12 +137,13 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str, setting
     return manifest
 
 
-def _record(name: str, settings: dict, manifest: dict, overwrite: bool) -> dict:
+def _record(name: str, settings: Recipe, manifest: dict, overwrite: bool) -> dict:
     """Add a run with changed settings to ``data/checkpoints/<name>/variants.json``: the change, the command,
     the figures (with nDCG@10 per query, when the manifest has them, for paired tests: ``checkpoints.variants``)
     and the seconds (no weights). A run already recorded with the same change is kept unless ``overwrite``."""
     path = checkpoints.CHECKPOINTS / name / "variants.json"
-    changed = {k: v for k, v in settings.items() if RECIPES[name]["settings"].get(k) != v}
+    own = RECIPES[name]["settings"].asdict()
+    changed = {k: v for k, v in settings.asdict().items() if own[k] != v}
     runs = json.loads(path.read_text())["runs"] if path.exists() else []
     if any(run["changed"] == changed for run in runs) and not overwrite:
         raise FileExistsError(f"{path} already records a run with {changed}: pass --overwrite to replace it.")
@@ -163,7 +164,7 @@ def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     """Train, keeping the best model by validation nDCG@10 on disk as it goes (``"complete": false`` until
     the end), then measure the kept model on SciFact test."""
     start, best = time.perf_counter(), {"value": -1.0, "step": 0}
-    init = checkpoints.weights_digest(checkpoints.CHECKPOINTS / CROSS_ENCODER["init"])
+    init = checkpoints.weights_digest(checkpoints.CHECKPOINTS / CROSS_ENCODER.init)
 
     def keep_best(model, step, value, log):
         if value > best["value"]:
@@ -180,9 +181,9 @@ def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
     manifest = checkpoints.read_manifest(out)
     model = load_cross_encoder(out)
     bi = load_bi_encoder()
-    test = load_beir(CROSS_ENCODER["dataset"], "test")
+    test = load_beir(CROSS_ENCODER.dataset, "test")
     first = dense_run(bi, test)
-    depth = CROSS_ENCODER["rerank_depth"]
+    depth = CROSS_ENCODER.rerank_depth
     scores = score_candidates(model, test, [first], depth)
     manifest.update(
         complete=True,
@@ -212,12 +213,12 @@ def _small_cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
         for name, param in model.named_parameters():
             if name in trainable:
                 param.copy_(param.half().float())
-    bi = load_bi_encoder(checkpoints.CHECKPOINTS / settings["miner"])
-    teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings["teacher"])
-    depth = settings["test_depth"]
+    bi = load_bi_encoder(checkpoints.CHECKPOINTS / settings.miner)
+    teacher = load_cross_encoder(checkpoints.CHECKPOINTS / settings.teacher)
+    depth = settings.test_depth
     results = {}
-    for column, ds in protocol.columns(load_beir(settings["dataset"], "test"),
-                                       load_beir(settings["dataset"], "train")).items():
+    for column, ds in protocol.columns(load_beir(settings.dataset, "test"),
+                                       load_beir(settings.dataset, "train")).items():
         first = dense_run(bi, ds, k=depth)
         results[column] = {"bi-encoder": metrics.evaluate(first, ds.qrels)}
         for label, m in (("teacher", teacher), ("student", model)):
@@ -255,19 +256,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
     parser.add_argument("--verify", action="store_true", help="check the checkpoint against the current code")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="change a setting (JSON value, e.g. negative_depth=null); needs --record")
+                        help="change a setting (converted to its type, e.g. lr=1e-4, negative_depth=null); "
+                             "needs --record")
     parser.add_argument("--record", action="store_true",
                         help="store no weights: add the run's figures to data/checkpoints/<recipe>/variants.json")
     args = parser.parse_args(argv)
-    settings = dict(RECIPES[args.recipe]["settings"])
+    settings = RECIPES[args.recipe]["settings"]
     for item in args.set:
         key, _, value = item.partition("=")
-        if key not in settings:
-            parser.error(f"--set {item}: {args.recipe} has no setting {key!r}; its settings: {', '.join(settings)}.")
         try:
-            settings[key] = json.loads(value)
-        except json.JSONDecodeError:
-            settings[key] = value
+            settings = settings.replace(**{key: value})  # JSON, None/True/False or text, as the field's type
+        except ValueError as err:
+            parser.error(f"--set {item} ({args.recipe}): {err}")
     if args.set and not args.record:
         parser.error("--set changes a recipe: add --record (a checkpoint is made by the recipe's own settings).")
     recordable = ("bi-encoder", "query-tower", "distilled-bi-encoder", "poly-encoder", "colbert")
