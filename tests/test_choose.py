@@ -139,9 +139,12 @@ def test_index_models_scale_as_stated():
     assert HNSW.search_ms(200_000 ** 2) == pytest.approx(2 * HNSW.ms)  # log N: the square of N, twice the time
     assert IVF.search_ms(800_000) == pytest.approx(2 * IVF.ms)  # sqrt N: four times N, twice the time
     assert HNSW.quality(0.7) == pytest.approx(0.7 * 0.983)
-    row = {"index": "HNSW32", "setting": "efSearch=64", "build": 100.0, "bytes": 1808.0, "recall": 0.92,
-           "p50": 0.3, "p95": 0.5, "speedup": 50.0}  # one row of benchmarks/ann.py
-    assert Index.from_ann_row(row, 1_000_000) == Index("HNSW32 efSearch=64", "hnsw", 0.92, 0.3, 1_000_000, 1808.0)
+    row = {"build s": 100.0, "bytes/vector": 1808.0, "recall@10": 0.92, "ms p50": 0.3, "ms p95": 0.5,
+           "speed-up": 50.0}  # one row of ann.measure_indexes
+    assert Index.from_measurement("HNSW32 efSearch=64", row, 1_000_000) == Index(
+        "HNSW32 efSearch=64", "hnsw", 0.92, 0.3, 1_000_000, 1808.0)
+    with pytest.raises(ValueError, match="no scaling model"):
+        Index.from_measurement("PQ48", row, 1_000_000)
     with pytest.raises(ValueError, match="unknown index kind"):
         Index("LSH", "lsh", 0.9, 1.0, 1000, 64)
 

@@ -83,17 +83,25 @@ class Index:
                 + (f", {far:,.0f}x further" if far >= 1.5 else ""))
 
     @classmethod
-    def from_ann_row(cls, row: Mapping, measured_n: int) -> "Index":
-        """An index from one row of ``benchmarks/ann.py`` (``index``, ``setting``, ``recall``, ``p50`` ms, ``bytes``)
-        measured at ``measured_n`` vectors; the kind is read from FAISS's factory string.
+    def from_measurement(cls, label: str, row: Mapping, measured_n: int) -> "Index":
+        """An index from one row of ``ann.measure_indexes`` (``label`` its key, e.g. ``"HNSW32 efSearch=64"``;
+        ``row`` with ``"recall@10"``, ``"ms p50"``, ``"bytes/vector"``) measured at ``measured_n`` vectors; the kind
+        is read from FAISS's factory string.
 
-        >>> row = {"index": "IVF4096,PQ48", "setting": "nprobe=16", "recall": 0.6, "p50": 0.2, "bytes": 80.0}
-        >>> Index.from_ann_row(row, 1_000_000).kind
+        Args:
+            label: the row's key: the index_factory key, then its search setting if any.
+            row: the row's figures.
+            measured_n: the vectors the index held when measured.
+
+        Returns:
+            an ``Index``.
+
+        >>> row = {"recall@10": 0.6, "ms p50": 0.2, "bytes/vector": 80.0}
+        >>> Index.from_measurement("IVF4096,PQ48 nprobe=16", row, 1_000_000).kind
         'ivf'
         """
-        key = row["index"]
+        key = label.split(" ", 1)[0]
         kind = "exact" if key.startswith("Flat") else "hnsw" if key.startswith("HNSW") else "ivf"
         if kind == "ivf" and not key.startswith("IVF"):
             raise ValueError(f"{key}: no scaling model for this index (Flat, HNSW or IVF).")
-        name = key if kind == "exact" else f"{key} {row['setting']}"
-        return cls(name, kind, float(row["recall"]), float(row["p50"]), measured_n, float(row["bytes"]))
+        return cls(label, kind, float(row["recall@10"]), float(row["ms p50"]), measured_n, float(row["bytes/vector"]))
