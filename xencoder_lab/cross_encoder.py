@@ -69,7 +69,7 @@ class CrossEncoder(torch.nn.Module):
             torch.nn.init.zeros_(self.head.weight)
             torch.nn.init.zeros_(self.head.bias)
             self.scale = torch.nn.Parameter(torch.tensor(float(cosine_scale)))
-        self.cosine_weight = 1.0  # w: the share of the warm-start term in the logit (a handover lowers it to 0)
+        self.cosine_weight = 1.0  # c: the weight of the warm-start term in the logit (a handover lowers it to 0)
         self.to(self.encoder.device).eval()
 
     @property
