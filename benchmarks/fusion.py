@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {}
 
     def add(name, make):
-        rows[name] = {c: metrics.evaluate(Pipeline(ds, make(stages[ds.name])).run(k1=depth, k=depth), ds.qrels,
+        rows[name] = {c: metrics.evaluate(Pipeline(ds, make(stages[ds.name])).run(depth=depth, k=depth), ds.qrels,
                                           ["ndcg@10"])["ndcg@10"] for c, ds in cols.items()}
         print(f"{name:44}" + "".join(f"{rows[name][c]:9.3f}" for c in cols), flush=True)
 

@@ -31,7 +31,7 @@ def test_rerank_benchmark_runs(scifact_test, capsys):
 
 
 def test_cache_benchmark_runs(scifact_test, capsys):
-    args = ["--queries", "8", "--k1", "3", "--k2", "2", "--sizes", "0", "3", "30", "--max-length", "64",
+    args = ["--queries", "8", "--depth", "3", "--k", "2", "--sizes", "0", "3", "30", "--max-length", "64",
             "--threads", "1"]
     ratios = load("cache").main(args)
     out = capsys.readouterr().out

@@ -33,7 +33,7 @@ CELLS = [
     "from xencoder_lab.widgets import comparison",
     "toy = load_beir('toy', path=TOY_PATH)\n"
     "systems = {'BM25': Pipeline(toy, 'bm25'), 'bi-encoder': Pipeline(toy, BiEncoder(max_length=64))}",
-    "comparison(systems, toy, k1=5, k2=3)",
+    "comparison(systems, toy, depth=5, k=3)",
 ]
 
 

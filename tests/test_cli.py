@@ -56,7 +56,7 @@ def test_evaluate_prints_the_packages_figures(capsys, toy):
                          "--latency-queries", 2)
     assert status == 0
     rows = table(out)
-    bm25 = metrics.evaluate(Pipeline(toy, "bm25").run(k1=16, k=16), toy.qrels, ["ndcg@10", "mrr@10", "recall@100"])
+    bm25 = metrics.evaluate(Pipeline(toy, "bm25").run(depth=16, k=16), toy.qrels, ["ndcg@10", "mrr@10", "recall@100"])
     assert rows["bm25"][:3] == [round(bm25[m], 3) for m in ("ndcg@10", "mrr@10", "recall@100")]
     assert rows["zero-shot"][3] > 0  # ms per query, measured
 
@@ -77,7 +77,7 @@ def test_hybrid_is_bm25_and_the_bi_encoder_fused(capsys, toy):
     assert status == 0
     model = course_models.load("bi-encoder")
     for name, fusion in [("hybrid", "z-score"), ("hybrid-min-max", "min-max"), ("hybrid-rrf", "rrf")]:
-        hybrid = Pipeline(toy, Hybrid.over(toy, model, weight=0.5, fusion=fusion)).run(k1=16, k=16)
+        hybrid = Pipeline(toy, Hybrid.over(toy, model, weight=0.5, fusion=fusion)).run(depth=16, k=16)
         assert table(out)[name][0] == round(metrics.evaluate(hybrid, toy.qrels, ["ndcg@10"])["ndcg@10"], 3)
 
 
@@ -92,7 +92,7 @@ def test_scifact_figures_are_the_courses(capsys, scifact_test):
 
 
 def test_search_shows_stage_timings_and_results(capsys):
-    status, out, _ = run(capsys, "search", "--data", TOY_PATH, "--system", "bm25+small-ce", "--k1", 5, "--k", 3,
+    status, out, _ = run(capsys, "search", "--data", TOY_PATH, "--system", "bm25+small-ce", "--depth", 5, "--k", 3,
                          "Does vitamin D help bones?")
     assert status == 0
     lines = out.splitlines()

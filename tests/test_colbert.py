@@ -81,7 +81,7 @@ def test_index_search_and_rerank_match_maxsim(colbert, toy, tmp_path):
     index = exact
     with pytest.raises(ValueError, match="k="):
         index.search(QUERIES, k=len(toy.corpus) + 1)
-    result = Pipeline(toy, first_stage=colbert).search(QUERIES[0], k1=5, k2=2)
+    result = Pipeline(toy, first_stage=colbert).search(QUERIES[0], depth=5, k=2)
     assert len(result.ids) == 2 and document_text(toy.corpus[result.ids[0]])
 
 

@@ -66,9 +66,9 @@ def test_empty_documents_rank_last_in_every_system(name, ds, bi_encoder, warm):
     n = len(ds.corpus)
     with warnings.catch_warnings(record=True) as later:
         warnings.simplefilter("always")
-        whole, top = pipe.run(k1=n, k=n), pipe.run(k1=5, k=8)
-        results = [pipe.search(ds.queries[q], k1=n, k2=n) for q in ("q1", "q5")]
-        short = [pipe.search(ds.queries[q], k1=6, k2=3) for q in ("q1", "q5")]
+        whole, top = pipe.run(depth=n, k=n), pipe.run(depth=5, k=8)
+        results = [pipe.search(ds.queries[q], depth=n, k=n) for q in ("q1", "q5")]
+        short = [pipe.search(ds.queries[q], depth=6, k=3) for q in ("q1", "q5")]
     assert not [w for w in later if "are empty" in str(w.message)]  # not once a query
     for qid in ds.queries:
         assert_empty_last(whole[qid])

@@ -183,7 +183,7 @@ def test_short_pairs_turns_away_what_is_no_ndcg_before_any_work(capsys):
 def test_short_pairs_takes_no_guess(toy, monkeypatch, capsys):
     stand_in = WordOverlap()
     monkeypatch.setattr(course_models, "load_cross_encoder", lambda: stand_in)
-    first_stage = Pipeline(toy, "bm25").run(k1=1, k=len(toy.corpus))
+    first_stage = Pipeline(toy, "bm25").run(depth=1, k=len(toy.corpus))
     short = WordOverlap()
     short.max_length = 128
     scores = {}

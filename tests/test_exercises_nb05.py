@@ -143,7 +143,7 @@ def test_union_pool_turns_away_what_is_no_ndcg_before_any_work(capsys):
 
 def test_union_pool_takes_no_guess(toy, capsys):
     k = len(toy.corpus)
-    runs = {"BM25": Pipeline(toy, "bm25").run(k1=1, k=k)}
+    runs = {"BM25": Pipeline(toy, "bm25").run(depth=1, k=k)}
     runs["fine-tuned bi-encoder"] = {q: ranking[::-1] for q, ranking in runs["BM25"].items()}  # another order
     cross = WordOverlap()
     pool = {q: list(dict.fromkeys(runs["BM25"][q][:50] + runs["fine-tuned bi-encoder"][q][:50])) for q in toy.queries}

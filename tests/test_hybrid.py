@@ -69,9 +69,9 @@ def test_on_the_toy_it_ranks_like_its_stages_and_feeds_a_pipeline(toy, small_bi_
     top = bm25.search(query, k=3)
     assert len(set(top[1][0].tolist())) == 3 and hybrid.search(query, k=3)[0] == top[0]  # b = 1: BM25's order
     hybrid.weight = 0.5
-    run = Pipeline(toy, hybrid).run(k1=5, k=10)
+    run = Pipeline(toy, hybrid).run(depth=5, k=10)
     assert metrics.evaluate(run, toy.qrels, ["ndcg@10"])["ndcg@10"] > 0.5
-    result = Pipeline(toy, hybrid, warm, fusion=0.5).search(toy.queries["q5"], k1=8, k2=3)
+    result = Pipeline(toy, hybrid, warm, fusion=0.5).search(toy.queries["q5"], depth=8, k=3)
     assert set(result.ids) <= set(result.first_stage_ids) and result.scores == sorted(result.scores, reverse=True)
 
 
@@ -142,7 +142,7 @@ def test_z_score_holds_up_when_one_list_is_pure_noise(toy, small_bi_encoder):
     n = len(texts)
 
     def ndcg(stage):
-        return metrics.evaluate(Pipeline(toy, stage).run(k1=n, k=n), toy.qrels, ["ndcg@10"])["ndcg@10"]
+        return metrics.evaluate(Pipeline(toy, stage).run(depth=n, k=n), toy.qrels, ["ndcg@10"])["ndcg@10"]
 
     for good in (BM25(list(texts.values()), list(texts)), searcher_for(small_bi_encoder, toy)):
         alone = ndcg(good)

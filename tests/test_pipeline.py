@@ -15,7 +15,7 @@ def reranker(warm):
 
 def test_bm25_then_rerank(toy, reranker):
     pipe = Pipeline(toy, first_stage="bm25", reranker=reranker)
-    result = pipe.search(toy.queries["q5"], k1=8, k2=3)
+    result = pipe.search(toy.queries["q5"], depth=8, k=3)
     assert len(result.first_stage_ids) == 8 and len(result.ids) == 3
     assert set(result.ids) <= set(result.first_stage_ids)
     assert result.scores == sorted(result.scores, reverse=True)
@@ -24,7 +24,7 @@ def test_bm25_then_rerank(toy, reranker):
 
 
 def test_without_reranker_keeps_the_first_stage_order(toy):
-    result = Pipeline(toy, first_stage="bm25").search(toy.queries["q2"], k1=6, k2=4)
+    result = Pipeline(toy, first_stage="bm25").search(toy.queries["q2"], depth=6, k=4)
     assert result.ids == result.first_stage_ids[:4]
 
 
@@ -35,7 +35,7 @@ def test_dense_index_is_built_once(toy, reranker, small_bi_encoder, monkeypatch)
     monkeypatch.setattr(bi_encoder_module, "encode_corpus", lambda *a, **k: calls.append(1) or original(*a, **k))
     pipe = Pipeline(toy, first_stage=encoder, reranker=reranker)
     for qid in ("q1", "q3", "q4"):
-        result = pipe.search(toy.queries[qid], k1=5, k2=2)
+        result = pipe.search(toy.queries[qid], depth=5, k=2)
         assert any(toy.qrels[qid].get(d, 0) > 0 for d in result.first_stage_ids)
     assert calls == [1]
 
@@ -43,23 +43,23 @@ def test_dense_index_is_built_once(toy, reranker, small_bi_encoder, monkeypatch)
 @pytest.mark.parametrize("first_stage", ["bm25", "dense"])
 def test_a_query_set_runs_through_the_same_code_as_one_query(toy, reranker, small_bi_encoder, first_stage):
     pipe = Pipeline(toy, "bm25" if first_stage == "bm25" else small_bi_encoder, reranker)
-    run = pipe.run(k1=8, k=12)
+    run = pipe.run(depth=8, k=12)
     assert list(run) == list(toy.queries) and all(len(ids) == 12 for ids in run.values())
     for qid, text in toy.queries.items():
-        result = pipe.search(text, k1=8, k2=3)
-        assert run[qid][:3] == result.ids and run[qid][8:] == pipe.run(k1=1, k=12)[qid][8:]
-    with pytest.raises(ValueError, match="k1=13 must be between 1 and k=12"):
-        pipe.run(k1=13, k=12)
+        result = pipe.search(text, depth=8, k=3)
+        assert run[qid][:3] == result.ids and run[qid][8:] == pipe.run(depth=1, k=12)[qid][8:]
+    with pytest.raises(ValueError, match="depth=13 must be between 1 and k=12"):
+        pipe.run(depth=13, k=12)
 
 
 def test_bad_input(toy):
     pipe = Pipeline(toy, first_stage="bm25")
     with pytest.raises(ValueError, match="query is empty"):
         pipe.search("  ")
-    with pytest.raises(ValueError, match="k2=5 must be between 1 and k1=3"):
-        pipe.search("aspirin", k1=3, k2=5)
+    with pytest.raises(ValueError, match="k=5 must be between 1 and depth=3"):
+        pipe.search("aspirin", depth=3, k=5)
     with pytest.raises(ValueError, match="k=100 but the corpus has 16 documents"):
-        pipe.search("aspirin", k1=100, k2=10)
+        pipe.search("aspirin", depth=100, k=10)
     with pytest.raises(ValueError, match="unknown first stage 'faiss'"):
         Pipeline(toy, first_stage="faiss")
     with pytest.raises(ValueError, match="score_cache needs a reranker"):
@@ -88,7 +88,7 @@ def test_fusion_interpolates_the_two_stages(toy, reranker):
     assert Pipeline(toy, "bm25", reranker, fusion=1.0).search(query, 8, 8).ids == plain.search(query, 8, 8).ids
     assert Pipeline(toy, "bm25", reranker, fusion=0.0).search(query, 8, 8).ids == bm25.search(query, 8, 8).ids
     half = Pipeline(toy, "bm25", reranker, fusion=0.5)
-    assert half.run(k1=8, k=8)["q5"] == half.search(query, 8, 8).ids  # one path for a query and a query set
+    assert half.run(depth=8, k=8)["q5"] == half.search(query, 8, 8).ids  # one path for a query and a query set
     with pytest.raises(ValueError, match="between 0 .* and 1"):
         Pipeline(toy, "bm25", reranker, fusion=1.5)
     with pytest.raises(ValueError, match="fusion needs a reranker"):
@@ -98,16 +98,16 @@ def test_fusion_interpolates_the_two_stages(toy, reranker):
 def test_score_cache_changes_no_result_and_scores_each_pair_once(toy, reranker, monkeypatch):
     plain, cached = Pipeline(toy, "bm25", reranker), Pipeline(toy, "bm25", reranker, score_cache=ScoreCache(100))
     queries = [toy.queries[q] for q in ("q5", "q1", "q5", "q3", "q1")]
-    for query, k1 in zip(queries, (5, 8, 8, 6, 8)):  # q5 again with more candidates: only the new ones scored
-        expected, got = plain.search(query, k1=k1, k2=4), cached.search(query, k1=k1, k2=4)
+    for query, depth in zip(queries, (5, 8, 8, 6, 8)):  # q5 again with more candidates: only the new ones scored
+        expected, got = plain.search(query, depth=depth, k=4), cached.search(query, depth=depth, k=4)
         assert got.ids == expected.ids and got.first_stage_ids == expected.first_stage_ids
         assert got.scores == pytest.approx(expected.scores, abs=1e-4)  # float32 noise: misses padded with others
     assert cached.score_cache.info()["hits"] == 5 + 8 and cached.score_cache.info()["misses"] == 5 + 8 + 3 + 6
 
-    expected, scored, original = plain.search(toy.queries["q3"], k1=7, k2=4), [], reranker.score
+    expected, scored, original = plain.search(toy.queries["q3"], depth=7, k=4), [], reranker.score
     monkeypatch.setattr(reranker, "score", lambda query, docs, **kw: scored.append(len(docs)) or original(query, docs))
-    assert cached.search(toy.queries["q3"], k1=7, k2=4).ids == expected.ids
+    assert cached.search(toy.queries["q3"], depth=7, k=4).ids == expected.ids
     assert scored == [1]  # six of the seven pairs were kept from the first time
     monkeypatch.setattr(reranker, "score", lambda *a, **k: pytest.fail("a repeated query was scored again"))
-    again = cached.search(toy.queries["q3"], k1=7, k2=4)
+    again = cached.search(toy.queries["q3"], depth=7, k=4)
     assert again.ids == expected.ids and again.scores == pytest.approx(expected.scores, abs=1e-4)

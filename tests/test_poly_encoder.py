@@ -76,6 +76,6 @@ def test_searcher_ranks_by_poly_scores_and_serves_a_pipeline(poly, toy):
     assert np.allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :3], atol=1e-6)
     with pytest.raises(ValueError, match="k="):
         searcher.search(QUERIES, k=len(toy.corpus) + 1)
-    result = Pipeline(toy, first_stage=poly).search(QUERIES[0], k1=5, k2=3)
+    result = Pipeline(toy, first_stage=poly).search(QUERIES[0], depth=5, k=3)
     assert result.ids == ids[0][:3]
     assert isinstance(poly, BiEncoder) and document_text(toy.corpus[result.ids[0]])

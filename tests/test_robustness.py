@@ -54,9 +54,9 @@ def error(err: str) -> str:
     (["--systems", "bm25,bm25+"], "unknown reranker ''"),
     (["--systems", ","], "names no system"),
     (["--systems", "bm25,bm25"], "bm25 more than once"),
-    (["--k1", "0"], "--k1: 0 is below 1"),
-    (["--k1", "-5"], "--k1: -5 is below 1"),
-    (["--k1", "ten"], "--k1: 'ten' is not a whole number"),
+    (["--depth", "0"], "--depth/--k1: 0 is below 1"),
+    (["--depth", "-5"], "--depth/--k1: -5 is below 1"),
+    (["--k1", "ten"], "--depth/--k1: 'ten' is not a whole number"),  # --k1: the flag's former name, an alias
     (["--latency-queries", "-3"], "--latency-queries: -3 is below 0"),
     (["--metrics", ","], "names no metric"),
 ])
@@ -66,8 +66,8 @@ def test_bad_arguments_are_usage_errors_before_any_work(capsys, argv, message):
     assert message in error(err)
 
 
-def test_a_k1_below_10_works(capsys):
-    status, out, err = run(capsys, "evaluate", "--data", TOY_PATH, "--systems", "bm25", "--k1", 5,
+def test_a_depth_below_10_works(capsys):
+    status, out, err = run(capsys, "evaluate", "--data", TOY_PATH, "--systems", "bm25", "--depth", 5,
                            "--latency-queries", 2)
     assert status == 0, err
     assert "reranker" not in out and "searched alone for its top 5" in out and set(table(out)) == {"bm25"}
@@ -181,7 +181,7 @@ def test_an_index_factory_key_faiss_cannot_build_is_refused_before_encoding(caps
 
 
 def test_a_cut_short_cache_entry_is_computed_again(capsys):
-    argv = ["evaluate", "--data", TOY_PATH, "--systems", "zero-shot,bm25+small-ce", "--k1", 3,
+    argv = ["evaluate", "--data", TOY_PATH, "--systems", "zero-shot,bm25+small-ce", "--depth", 3,
             "--latency-queries", 0]
     status, first, _ = run(capsys, *argv)
     assert status == 0 and "; a reranker reads its top 3" in first.splitlines()[0]  # said where a system reranks

@@ -43,8 +43,8 @@ def test_qdrant_gives_faiss_results_on_scifact(scifact_test):
 
 
 def test_pipeline_on_a_vector_database_ranks_as_on_faiss(toy, bi_encoder):
-    in_process = Pipeline(toy, bi_encoder).run(k1=10, k=10)
-    database = Pipeline(toy, DenseSearcher(bi_encoder, toy, where=":memory:")).run(k1=10, k=10)
+    in_process = Pipeline(toy, bi_encoder).run(depth=10, k=10)
+    database = Pipeline(toy, DenseSearcher(bi_encoder, toy, where=":memory:")).run(depth=10, k=10)
     assert database == in_process
 
 

@@ -11,7 +11,7 @@ def systems(toy, warm):
 
 def test_results_side_by_side_with_judgments_and_latencies(systems, toy):
     query = toy.queries["q5"]
-    results = search(systems, list(systems), query, k1=8, k2=3)
+    results = search(systems, list(systems), query, depth=8, k=3)
     page = results_html(results, toy, toy.qrels["q5"])
     assert page.count("<table>") == 2 and page.count("<tr><td>") == 6
     assert "first stage" in page and "rerank" in page and " ms" in page
@@ -20,7 +20,7 @@ def test_results_side_by_side_with_judgments_and_latencies(systems, toy):
 
 
 def test_titles_are_escaped(systems, toy):
-    result = systems["BM25"].search(toy.queries["q2"], k1=3, k2=1)
+    result = systems["BM25"].search(toy.queries["q2"], depth=3, k=1)
     doc_id = result.ids[0]
     original = toy.corpus[doc_id]
     toy.corpus[doc_id] = {**original, "title": "<b>bold</b> & co"}
@@ -31,7 +31,7 @@ def test_titles_are_escaped(systems, toy):
 
 
 def test_form_searches_and_shows_bad_input_as_a_message(systems, toy):
-    form = comparison(systems, toy, query=toy.queries["q5"], k1=8, k2=3)
+    form = comparison(systems, toy, query=toy.queries["q5"], depth=8, k=3)
     (box, button), (chosen, _), out = form.children[0].children, form.children[1].children, form.children[2]
     assert out.value.count("<table>") == 2 and "&#10003;" in out.value  # a claim of the dataset: judgments shown
     chosen.value = ("BM25",)

@@ -25,7 +25,7 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``corpus_embeddings``: SciFact's corpus as the course bi-encoders embed it, shipped and checked (notebook 03)
 - ``cross_encoder``: joint encoding of a pair, a logit per pair, batched scoring and reranking (notebook 04); a
   smaller one cut from it (notebook 06)
-- ``pipeline``: a first stage (index built once), the top k1 reranked or fused, each stage timed (notebook 05)
+- ``pipeline``: a first stage (index built once), the top depth reranked or fused, each stage timed (notebook 05)
 - ``pair_scores``: the course cross-encoder's logits for the pairs notebook 05 reranks, shipped and checked
   (notebook 05)
 - ``export``: a course model as a folder that sentence-transformers loads, giving the same scores (notebook 05)

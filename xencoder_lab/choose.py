@@ -3,7 +3,7 @@
 The syllabus's ``choose_architecture`` returns "bi-encoder" when the corpus holds over a million documents and the
 budget is under 100 ms, whatever the models, the hardware or the data. Here each system is what the course
 measured on this machine: its quality on the three columns and its cost per query, split into the part that does
-not grow with the corpus (encoding the query, reranking k1 candidates) and the part that does (scanning the
+not grow with the corpus (encoding the query, reranking the top candidates) and the part that does (scanning the
 corpus's vectors, tokens or postings):
 
     ms(N) = (query_ms + per_doc_ms * N + rerank_ms) / speedup          speedup: other hardware, measured there

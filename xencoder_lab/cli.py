@@ -230,24 +230,24 @@ def evaluate(args) -> None:
     metrics.evaluate({}, {"q": {"d": 1}}, metric_names)  # an unknown metric fails now, not after an hour
     ds = load_dataset(args.data, args.split)
     check_queries(ds)
-    depth = min(100, len(ds.corpus))
-    k1 = min(args.k1, depth)
-    k2 = min(10, k1)  # the results a timed search returns
-    reranks = f"; a reranker reads its top {k1}" if any(parse_system(name)[1] for name in names) else ""
-    print(f"{ds.name} {ds.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents; first stage top {depth}"
+    ranked = min(100, len(ds.corpus))
+    depth = min(args.depth, ranked)
+    k = min(10, depth)  # the results a timed search returns
+    reranks = f"; a reranker reads its top {depth}" if any(parse_system(name)[1] for name in names) else ""
+    print(f"{ds.name} {ds.split}: {len(ds.queries)} queries, {len(ds.corpus)} documents; first stage top {ranked}"
           + reranks)
     timed = list(ds.queries.values())[: args.latency_queries]
     if timed:
-        print(f"ms/query: median over the first {len(timed)} queries, each searched alone for its top {k2} "
+        print(f"ms/query: median over the first {len(timed)} queries, each searched alone for its top {k} "
               "(both stages)")
     columns = metric_names + (["ms/query"] if timed else [])
     print(f"{'system':24}" + "".join(f"{c:>12}" for c in columns), flush=True)
     systems = Systems()
     for name in names:  # each row printed once measured: a later failure loses none
         pipeline = systems.pipeline(ds, name)
-        values = metrics.evaluate(pipeline.run(k1=k1, k=depth), ds.qrels, metric_names)
+        values = metrics.evaluate(pipeline.run(depth=depth, k=ranked), ds.qrels, metric_names)
         if timed:
-            seconds = pipeline.stage_seconds(timed, k1=k1, k2=k2)
+            seconds = pipeline.stage_seconds(timed, depth=depth, k=k)
             values["ms/query"] = 1000 * statistics.median(sum(s) for s in zip(*seconds.values()))
         print(f"{name:24}" + "".join(f"{values[c]:12.1f}" if c == "ms/query" else f"{values[c]:12.3f}"
                                      for c in columns), flush=True)
@@ -256,9 +256,9 @@ def evaluate(args) -> None:
 def search(args) -> None:
     if not args.query.strip():
         raise UsageError("the query is empty: give a query with at least one word.")
-    if args.k > args.k1:
-        raise UsageError(f"--k {args.k} is more than --k1 {args.k1}: a system shows at most the top k1 its first stage "
-                         "finds; raise --k1 or lower --k.")
+    if args.k > args.depth:
+        raise UsageError(f"--k {args.k} is more than --depth {args.depth}: a system shows at most the --depth "
+                         "documents its first stage finds; raise --depth or lower --k.")
     parse_system(args.system)
     ds = load_dataset(args.data, args.split)
     systems, spec, first_stage = Systems(), args.system, None
@@ -266,8 +266,8 @@ def search(args) -> None:
         system, first_stage = open_index(args, ds, systems)
         rest = args.system.partition("+")[2]
         spec = system + (f"+{rest}" if rest else "")
-    result = systems.pipeline(ds, spec, first_stage).search(args.query, k1=min(args.k1, len(ds.corpus)),
-                                                             k2=min(args.k, len(ds.corpus)))
+    result = systems.pipeline(ds, spec, first_stage).search(args.query, depth=min(args.depth, len(ds.corpus)),
+                                                             k=min(args.k, len(ds.corpus)))
     timing = ", ".join(f"{stage} {1000 * s:.0f} ms" for stage, s in result.seconds.items())
     print(f"{spec} on {ds.name}: {timing}")
     for rank, (doc_id, score) in enumerate(zip(result.ids, result.scores), 1):
@@ -349,7 +349,8 @@ def parser() -> argparse.ArgumentParser:
     ev = with_data(commands.add_parser("evaluate", help="compare systems on a dataset: quality and latency"))
     ev.add_argument("--systems", default="bm25,zero-shot,bi", help="comma-separated, e.g. bm25,bi,bi+ce,bm25+ce@0.5")
     ev.add_argument("--metrics", default="ndcg@10,mrr@10,recall@100", help="comma-separated metric@k")
-    ev.add_argument("--k1", type=at_least(1), default=100, help="candidates a reranker reads (default: 100)")
+    ev.add_argument("--depth", "--k1", dest="depth", type=at_least(1), default=100,
+                    help="rerank depth: candidates a reranker reads (default: 100; --k1 is an alias)")
     ev.add_argument("--latency-queries", type=at_least(0), default=10, help="queries timed one at a time (0: none)")
     ev.set_defaults(run=evaluate)
 
@@ -357,7 +358,8 @@ def parser() -> argparse.ArgumentParser:
     se.add_argument("query")
     se.add_argument("--system", default="bi+ce", help="as in evaluate (default: bi+ce)")
     se.add_argument("--index", help="a folder written by `xencoder-lab index` to use as the first stage")
-    se.add_argument("--k1", type=at_least(1), default=100, help="candidates the first stage finds (default: 100)")
+    se.add_argument("--depth", "--k1", dest="depth", type=at_least(1), default=100,
+                    help="rerank depth: candidates the first stage finds (default: 100; --k1 is an alias)")
     se.add_argument("--k", type=at_least(1), default=10, help="results shown (default: 10)")
     se.set_defaults(run=search)
 

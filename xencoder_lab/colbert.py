@@ -285,7 +285,7 @@ class ColbertIndex:
     """A corpus as ColBERT embeds it, one vector a token (fp16, from the disk cache after the first time), and
     the ways to use it:
 
-    - ``rerank`` / ``rerank_run``: exact MaxSim of a query against given documents (a first stage's top k1);
+    - ``rerank`` / ``rerank_run``: exact MaxSim of a query against given documents (a first stage's top depth);
     - ``search`` with ``index=None``: exact MaxSim against every document (one (Lq, T) product over all T token
       vectors, then a max within each document): the reference, fine for tens of thousands of documents;
     - ``search`` with a FAISS ``index_factory`` key (e.g. ``"IVF1024,SQfp16"``): end to end at scale. Each query

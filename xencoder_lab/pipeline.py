@@ -1,11 +1,11 @@
-"""Retrieve, then rerank: a first stage over the whole corpus, a cross-encoder over its top k1 (notebook 05).
+"""Retrieve, then rerank: a first stage over the whole corpus, a cross-encoder over its top depth (notebook 05).
 
-    first stage    BM25, or a bi-encoder and its FAISS index       whole corpus  ->  top k1 ids
-    second stage   the cross-encoder reads each (query, document)  k1 pairs      ->  top k2 ids
+    first stage    BM25, or a bi-encoder and its FAISS index       whole corpus  ->  top depth ids
+    second stage   the cross-encoder reads each (query, document)  depth pairs   ->  top k ids
 
 The syllabus's ``hybrid_search`` builds the dense index inside the search function, so every query re-encodes
 the whole corpus. Here the index is built once, when the pipeline is made; a query then costs one query
-encoding (or a BM25 scoring), one search and ``k1`` cross-encoder pairs. ``search`` reports each stage's time.
+encoding (or a BM25 scoring), one search and ``depth`` cross-encoder pairs. ``search`` reports each stage's time.
 
 With ``fusion=a`` the final order is not the cross-encoder's alone but an interpolation of both stages' scores
 (``fuse``): a reranker trained on one collection keeps what the first stage knows about another.
@@ -22,7 +22,7 @@ scored among other pairs is padded to another length), as with ``run``'s disk ca
 
 >>> from xencoder_lab.data import TOY_PATH, load_beir
 >>> toy = load_beir("toy", path=TOY_PATH)
->>> result = Pipeline(toy, first_stage="bm25").search("Does aspirin prevent heart attacks?", k1=5, k2=2)
+>>> result = Pipeline(toy, first_stage="bm25").search("Does aspirin prevent heart attacks?", depth=5, k=2)
 >>> result.ids, sorted(result.seconds)
 (['d04', 'd05'], ['first_stage', 'rerank'])
 """
@@ -46,8 +46,8 @@ from .timing import Stopwatch, time_calls
 
 @dataclass
 class Result:
-    """The top ``k2`` ids and scores (cross-encoder logits, fused scores with ``fusion``, or first-stage scores
-    without a reranker; -inf for an empty document), the first stage's top ``k1`` ids in its own order (empty
+    """The top ``k`` ids and scores (cross-encoder logits, fused scores with ``fusion``, or first-stage scores
+    without a reranker; -inf for an empty document), the first stage's top ``depth`` ids in its own order (empty
     documents last), and the seconds each stage took."""
 
     ids: list[str]
@@ -191,57 +191,57 @@ class Pipeline:
             raise ValueError(f"unknown first stage {first_stage!r}: use 'bm25', a model (BiEncoder, PolyEncoder, "
                              "ColBERT) or a searcher (search(texts, k) -> ids, scores).")
 
-    def search(self, query: str, k1: int = 100, k2: int = 10) -> Result:
-        """Top ``k2`` documents for ``query``, reranked from the first stage's top ``k1``.
+    def search(self, query: str, depth: int = 100, k: int = 10) -> Result:
+        """Top ``k`` documents for ``query``, reranked from the first stage's top ``depth``.
 
         Args:
             query: one query text.
-            k1: candidates from the first stage (all reranked).
-            k2: documents returned, 1 to ``k1``.
+            depth: the rerank depth: candidates from the first stage (all reranked).
+            k: documents returned, 1 to ``depth``.
 
         Returns:
-            a ``Result``: the top ``k2`` ids and scores, the first stage's ``k1`` ids, and each stage's seconds.
+            a ``Result``: the top ``k`` ids and scores, the first stage's ``depth`` ids, and each stage's seconds.
 
         Raises:
-            ValueError: an empty query, or ``k2`` out of 1..k1.
+            ValueError: an empty query, or ``k`` out of 1..depth.
         """
         if not query or not query.strip():
             raise ValueError("the query is empty: give a query with at least one word.")
-        if not 1 <= k2 <= k1:
-            raise ValueError(f"k2={k2} must be between 1 and k1={k1}: the reranker only sees the top k1.")
+        if not 1 <= k <= depth:
+            raise ValueError(f"k={k} must be between 1 and depth={depth}: the reranker only sees the top depth.")
         watch = Stopwatch()
-        ids, scores = search_empty_last(self.first_stage, [query], k1, self.empty)
+        ids, scores = search_empty_last(self.first_stage, [query], depth, self.empty)
         first, first_scores = ids[0], dict(zip(ids[0], scores[0].tolist()))
         first_seconds = watch.seconds
         if self.reranker is None:
-            top, top_scores = first[:k2], [first_scores[d] for d in first[:k2]]
+            top, top_scores = first[:k], [first_scores[d] for d in first[:k]]
         else:
             read = [d for d in first if d not in self.empty]
             logits = self._logits(query, [self.texts[d] for d in read])  # (len(read),): empty ones not read
             scores_q = self._final(first_scores, dict(zip(read, logits.tolist())))
-            top = rerank({"q": first}, {"q": scores_q}, depth=k1)["q"][:k2]
+            top = rerank({"q": first}, {"q": scores_q}, depth=depth)["q"][:k]
             top_scores = [scores_q[d] for d in top]
         seconds = {"first_stage": first_seconds, "rerank": watch.seconds - first_seconds}
         return Result(top, top_scores, first, seconds)
 
-    def stage_seconds(self, queries: Sequence[str], k1: int = 100, k2: int = 10) -> dict[str, np.ndarray]:
+    def stage_seconds(self, queries: Sequence[str], depth: int = 100, k: int = 10) -> dict[str, np.ndarray]:
         """Seconds of each stage for each query searched alone (after one unmeasured warm-up search,
         ``timing.time_calls``), as a user meets them: ``{"first_stage": (Q,), "rerank": (Q,)}``.
 
         Args:
             queries: Q query texts.
-            k1: candidates from the first stage.
-            k2: documents returned.
+            depth: the rerank depth: candidates from the first stage.
+            k: documents returned.
 
         Returns:
             ``{"first_stage": (Q,), "rerank": (Q,)}`` float arrays of seconds.
         """
-        searches = time_calls(lambda query: self.search(query, k1=k1, k2=k2), queries)
+        searches = time_calls(lambda query: self.search(query, depth=depth, k=k), queries)
         timings = [result.seconds for result, _ in searches]  # the stages timed inside each search
         return {stage: np.array([t[stage] for t in timings]) for stage in timings[0]}
 
     def _logits(self, query: str, docs: Sequence[str]) -> np.ndarray:
-        """The reranker's logits (k1,) for one query's candidates; with a score cache, only the pairs it lacks
+        """The reranker's logits (depth,) for one query's candidates; with a score cache, only the pairs it lacks
         are scored."""
         if self.score_cache is None:
             return self.reranker.score(query, docs)
@@ -255,13 +255,13 @@ class Pipeline:
         final = logits if self.fusion is None else fuse({d: first[d] for d in logits}, logits, self.fusion)
         return {d: final.get(d, -np.inf) for d in first}
 
-    def run(self, k1: int = 100, k: int = 100, show_progress=None) -> dict[str, list[str]]:
+    def run(self, depth: int = 100, k: int = 100, show_progress=None) -> dict[str, list[str]]:
         """``{query id: ranked ids}`` for every query of ``ds``, for evaluation: the first stage's top ``k``,
-        of which the top ``k1`` are reranked (``k1 <= k``; the rest keep their first-stage order); empty
+        of which the top ``depth`` are reranked (``depth <= k``; the rest keep their first-stage order); empty
         documents last.
 
         Args:
-            k1: documents reranked per query, 1 to ``k``.
+            depth: the rerank depth: documents reranked per query, 1 to ``k``.
             k: documents ranked per query.
             show_progress: a progress bar while scoring pairs; ``None``: only for long runs.
 
@@ -269,18 +269,19 @@ class Pipeline:
             ``{query id: [k doc ids, best first]}``.
 
         Raises:
-            ValueError: ``k1`` out of 1..k.
+            ValueError: ``depth`` out of 1..k.
         """
-        if not 1 <= k1 <= k:
-            raise ValueError(f"k1={k1} must be between 1 and k={k}: only the first stage's top k can be reranked.")
+        if not 1 <= depth <= k:
+            raise ValueError(f"depth={depth} must be between 1 and k={k}: only the first stage's top k can be "
+                             "reranked.")
         first = scored_run(self.first_stage, self.ds, k, self.empty)  # {query id: {doc id: score}}, best first
         run = {q: list(scores) for q, scores in first.items()}
         if self.reranker is None:
             return run
-        read = {q: [d for d in ranking[:k1] if d not in self.empty] for q, ranking in run.items()}
-        logits = score_candidates(self.reranker, self.ds, [read], depth=k1, show_progress=show_progress)
+        read = {q: [d for d in ranking[:depth] if d not in self.empty] for q, ranking in run.items()}
+        logits = score_candidates(self.reranker, self.ds, [read], depth=depth, show_progress=show_progress)
         final = {
-            q: self._final({d: first[q][d] for d in ranking[:k1]}, logits.get(q, {}))  # {}: every candidate empty
+            q: self._final({d: first[q][d] for d in ranking[:depth]}, logits.get(q, {}))  # {}: every candidate empty
             for q, ranking in run.items()
         }
-        return rerank(run, final, depth=k1)
+        return rerank(run, final, depth=depth)

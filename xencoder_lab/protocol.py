@@ -139,17 +139,17 @@ def columns(test: Dataset, train: Dataset, out_of_domain: Dataset | None = None)
 
 
 def evaluate_columns(
-    system: Callable[[Dataset], object], columns: Mapping[str, Dataset], k1: int = 100, metric: str = "ndcg@10"
+    system: Callable[[Dataset], object], columns: Mapping[str, Dataset], depth: int = 100, metric: str = "ndcg@10"
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
     """One system on every column: ``(runs, scores)``, each ``{column: ...}``. ``system(ds)`` builds it over a
     column's corpus (e.g. ``lambda ds: Pipeline(ds, model, reranker)``: its ``run`` ranks every query, the first
-    stage's top 100 (the whole corpus, if smaller) with its top ``k1`` reranked); ``scores`` holds ``metric``
+    stage's top 100 (the whole corpus, if smaller) with its top ``depth`` reranked); ``scores`` holds ``metric``
     per column.
 
     Args:
-        system: builds the system over one column's dataset; it needs ``run(k1=, k=, show_progress=)``.
+        system: builds the system over one column's dataset; it needs ``run(depth=, k=, show_progress=)``.
         columns: ``{column: Dataset}`` (see ``columns``).
-        k1: documents reranked per query (fewer when a corpus is smaller).
+        depth: the rerank depth: documents reranked per query (fewer when a corpus is smaller).
         metric: e.g. ``"ndcg@10"``.
 
     Returns:
@@ -162,8 +162,8 @@ def evaluate_columns(
     >>> round(scores["all"], 3) > 0.5
     True
     """
-    depth = {column: min(100, len(ds.corpus)) for column, ds in columns.items()}  # a toy corpus holds fewer
-    runs = {column: system(ds).run(k1=min(k1, depth[column]), k=depth[column], show_progress=False)
+    ranked = {column: min(100, len(ds.corpus)) for column, ds in columns.items()}  # a toy corpus holds fewer
+    runs = {column: system(ds).run(depth=min(depth, ranked[column]), k=ranked[column], show_progress=False)
             for column, ds in columns.items()}
     return runs, {column: metrics.evaluate(runs[column], ds.qrels, [metric])[metric] for column, ds in columns.items()}
 

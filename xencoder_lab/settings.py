@@ -278,7 +278,7 @@ class SmallCrossEncoderRecipe(Distillation):
     warmup: int = 60  # steps
     rerank_depth: int = 20  # validation: rerank the fine-tuned bi-encoder's top 20
     evaluate_every: int = 100  # steps
-    test_depth: int = 100  # the manifest's test figures: the pipeline's k1
+    test_depth: int = 100  # the manifest's test figures: the pipeline's rerank depth
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ so the same table can be shown where widgets do not run (a notebook viewed on Gi
 >>> from xencoder_lab.pipeline import Pipeline
 >>> toy = load_beir("toy", path=TOY_PATH)
 >>> systems = {"BM25": Pipeline(toy, first_stage="bm25")}
->>> form = comparison(systems, toy, query="Does aspirin prevent heart attacks?", k1=5, k2=2)
+>>> form = comparison(systems, toy, query="Does aspirin prevent heart attacks?", depth=5, k=2)
 >>> "d04" in results_html(search(systems, ["BM25"], "Does aspirin prevent heart attacks?", 5, 2), toy)
 True
 """
@@ -23,15 +23,15 @@ from .extras import require
 from .pipeline import Pipeline, Result
 
 
-def search(systems: Mapping[str, Pipeline], names: Sequence[str], query: str, k1: int, k2: int) -> dict[str, Result]:
+def search(systems: Mapping[str, Pipeline], names: Sequence[str], query: str, depth: int, k: int) -> dict[str, Result]:
     """Run ``query`` through each chosen system: ``{name: Result}``, in the order of ``names``.
 
     Args:
         systems: ``{name: Pipeline}``.
         names: the systems to run.
         query: one query text.
-        k1: candidates reranked.
-        k2: documents returned.
+        depth: the rerank depth: candidates reranked.
+        k: documents returned.
 
     Returns:
         ``{name: pipeline.Result}``.
@@ -42,7 +42,7 @@ def search(systems: Mapping[str, Pipeline], names: Sequence[str], query: str, k1
     unknown = [n for n in names if n not in systems]
     if unknown:
         raise ValueError(f"unknown system {unknown[0]!r}: choose from {', '.join(systems)}.")
-    return {name: systems[name].search(query, k1=k1, k2=k2) for name in names}
+    return {name: systems[name].search(query, depth=depth, k=k) for name in names}
 
 
 def results_html(results: Mapping[str, Result], ds: Dataset, judged: Mapping[str, int] | None = None) -> str:
@@ -83,18 +83,18 @@ def comparison(
     systems: Mapping[str, Pipeline],
     ds: Dataset,
     query: str = "",
-    k1: int = 20,
-    k2: int = 5,
+    depth: int = 20,
+    k: int = 5,
 ):
     """An ipywidgets form: type a query (or paste one of ``ds``'s, whose judgments are then marked), choose
-    systems and the rerank depth ``k1``, press Enter or Search. Bad input is shown as a message, not raised.
+    systems and the rerank depth (a slider), press Enter or Search. Bad input is shown as a message, not raised.
 
     Args:
         systems: ``{name: Pipeline}``.
         ds: the dataset the systems search.
         query: the query the box starts with.
-        k1: the rerank depth the slider starts at.
-        k2: documents shown per system.
+        depth: the rerank depth the slider starts at.
+        k: documents shown per system.
 
     Returns:
         an ``ipywidgets.VBox`` to display.
@@ -107,8 +107,8 @@ def comparison(
     box = w.Text(value=query, placeholder="type a query and press Enter", continuous_update=False,
                  layout=w.Layout(width="70%"))
     chosen = w.SelectMultiple(options=list(systems), value=tuple(systems), description="systems", rows=len(systems))
-    depth = w.IntSlider(value=k1, min=k2, max=max(100, k1), step=5, description="k1 (rerank)",
-                        continuous_update=False)
+    slider = w.IntSlider(value=depth, min=k, max=max(100, depth), step=5, description="rerank depth",
+                         style={"description_width": "initial"}, continuous_update=False)
     button = w.Button(description="Search", button_style="primary")
     out = w.HTML()
     judgments = {text: ds.qrels.get(qid) for qid, text in ds.queries.items()}
@@ -118,14 +118,14 @@ def comparison(
             out.value = "<p style='color:#b00'>tick at least one system.</p>"
             return
         try:
-            results = search(systems, list(chosen.value), box.value, depth.value, k2)
+            results = search(systems, list(chosen.value), box.value, slider.value, k)
             out.value = results_html(results, ds, judgments.get(box.value))
         except ValueError as err:
             out.value = f"<p style='color:#b00'>{html.escape(str(err))}</p>"
 
     button.on_click(run)
-    for control in (box, chosen, depth):  # Enter in the box, or a changed choice, searches again
+    for control in (box, chosen, slider):  # Enter in the box, or a changed choice, searches again
         control.observe(run, names="value")
     if query:
         run()
-    return w.VBox([w.HBox([box, button]), w.HBox([chosen, depth]), out])
+    return w.VBox([w.HBox([box, button]), w.HBox([chosen, slider]), out])

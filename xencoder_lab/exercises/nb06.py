@@ -127,7 +127,7 @@ def check_cached_score(cached_score) -> bool | None:
 
 def check_best_unseen_under_budget(answer: float | None, frontier: dict) -> bool | None:
     """Exercise 3: the best nDCG@10 on unseen-answer claims among the frontier's rows whose rerank stage takes at
-    most 0.5 s (p50); ``frontier`` is the notebook's ``{(reranker, k1): {"p50 s": ..., "unseen": ...}}``."""
+    most 0.5 s (p50); ``frontier`` is the notebook's ``{(reranker, rerank depth): {"p50 s": ..., "unseen": ...}}``."""
     title = "Exercise 3 (the frontier)"
     if answer is None:
         return check_answer(title, None, 0.0, 0.0, "")
