@@ -20,9 +20,15 @@ SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 course: setup
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root: e.g. in a container
 
+# make test runs one test file or notebook per worker (pytest-xdist), up to 4 workers sharing the cores: on 2
+# cores two notebooks at a time on a thread each, so one's Python and kernel start-up fill the other's waits.
+# TEST_JOBS=0: everything in one process, on every core.
+TEST_JOBS ?= $(shell $(PYTHON) -c 'import os; print(min(4, os.cpu_count() or 1))')
+TEST_THREADS ?= $(shell $(PYTHON) -c 'import os; print(max(1, (os.cpu_count() or 1) // max(1, $(TEST_JOBS))))')
+
 test: setup  # notebooks on fixed subsets (XLAB_FAST=1) unless XLAB_FAST=0 is set
 	$(VENV)/bin/python -m ruff check xencoder_lab tests benchmarks
-	XLAB_FAST=$${XLAB_FAST-1} $(VENV)/bin/python -m pytest
+	XLAB_FAST=$${XLAB_FAST-1} OMP_NUM_THREADS=$${OMP_NUM_THREADS-$(TEST_THREADS)} $(VENV)/bin/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 reproduce: setup
 	for nb in notebooks/[0-9][0-9]_*.ipynb; do \
