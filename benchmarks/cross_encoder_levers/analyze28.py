@@ -3,8 +3,11 @@
 
 usage: analyze28.py NAME=OUT.npz[:term] ...   term: full (head + warm, default), head, warm; NAME=shipped: the
 committed model's shipped logits (pairs.npz)."""
-import json, sys
+import json
+import sys
+
 import numpy as np
+
 from xencoder_lab import metrics, protocol
 from xencoder_lab.bm25 import BM25
 from xencoder_lab.course_models import load_bi_encoder

@@ -4,9 +4,12 @@ usage: eval28.py MODEL OUT [COLUMNS]
 MODEL: "old" (the committed cross-encoder) or a state-dict path (a plain-head model saved by lever1.py).
 Writes OUT.npz (per column: query ids, doc ids, head, warm) as each column finishes; CACM first, then unseen,
 then the rest of all."""
-import sys, time
+import sys
+import time
+
 import numpy as np
 import torch
+
 from xencoder_lab import protocol
 from xencoder_lab.bm25 import BM25
 from xencoder_lab.course_models import load_bi_encoder, load_cross_encoder

@@ -1,8 +1,12 @@
 """Lever 1 of the cross-encoder rebuild, measured alone and on a CPU budget: the committed cross-encoder, trained
 on for STEPS more steps on its own recipe's groups while its warm-start cosine term hands over to the [CLS] head
 (weight 1 -> 0 over HANDOVER steps, then removed): the saved model is the plain head."""
-import json, sys, time
+import json
+import sys
+import time
+
 import torch
+
 from xencoder_lab.course_models import load_bi_encoder, load_cross_encoder
 from xencoder_lab.recipe_data import cross_encoder_groups
 from xencoder_lab.settings import CROSS_ENCODER

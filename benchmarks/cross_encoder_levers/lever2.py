@@ -5,8 +5,13 @@ bi-encoder's top 100 (judged abstracts excluded) and RANDOM_NEG from the whole c
 comes round. HANDOVER > 0 also hands the cosine term over to the head (lever 1 + 2).
 
 usage: lever2.py STEPS HANDOVER GROUPS OUT"""
-import json, random, sys, time
+import json
+import random
+import sys
+import time
+
 import torch
+
 from xencoder_lab.bm25 import BM25
 from xencoder_lab.course_models import load_bi_encoder, load_cross_encoder
 from xencoder_lab.data import document_text, load_beir, split_validation

@@ -5,11 +5,17 @@ FIRST by a title and first sentence; the positive is its title and first sentenc
 warm-start cosine stays (no handover). A new draw for each pass over the claims.
 
 usage: lever3.py STEPS GROUPS OUT"""
-import json, random, re, sys, time
+import json
+import random
+import re
+import sys
+import time
+
 import torch
+
+from xencoder_lab.bi_encoder import encode_corpus
 from xencoder_lab.course_models import load_bi_encoder, load_cross_encoder
 from xencoder_lab.data import document_text, load_beir, split_validation
-from xencoder_lab.bi_encoder import encode_corpus
 from xencoder_lab.negatives import mine_negatives
 from xencoder_lab.settings import CROSS_ENCODER
 from xencoder_lab.training import train_groups
