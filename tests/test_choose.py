@@ -1,5 +1,6 @@
 """choose: the decision follows the measured numbers, says why, and says so when nothing fits."""
 
+import numpy as np
 import pytest
 
 from xencoder_lab.choose import (
@@ -12,7 +13,11 @@ from xencoder_lab.choose import (
     hybrid_of,
     median_ms,
     pareto_front,
+    show_costs,
+    stage_ms,
 )
+from xencoder_lab.data import TOY_PATH, Dataset, load_beir
+from xencoder_lab.pipeline import Pipeline
 
 BM25 = System("BM25", {"all": 0.678, "unseen": 0.678}, query_ms=0.0, per_doc_ms=4e-3)
 BI = System("bi", {"all": 0.708, "unseen": 0.679}, query_ms=15.0, per_doc_ms=6e-5, bytes_per_doc=1536)
@@ -71,6 +76,39 @@ def test_median_ms_warms_up_then_times_each_input_alone():
     assert calls == [1, 2, 1, 2, 3]  # two unmeasured calls, then one per input
     with pytest.raises(ValueError, match="no inputs to time"):
         median_ms(calls.append, [])
+
+
+class _Timed:
+    """A system whose three queries take fixed seconds, recording the depth and k it is timed with."""
+
+    def __init__(self, n_docs, calls):
+        self.ds, self.calls = Dataset("made-up", "test", {f"d{i}": {"text": "x"} for i in range(n_docs)}, {}, {}), calls
+
+    def stage_seconds(self, queries, depth, k):
+        self.calls.append((depth, k))
+        return {"first_stage": np.array([0.01, 0.03, 0.02]), "rerank": np.array([0.1, 0.0, 0.2])}
+
+
+def test_stage_ms_takes_stage_medians_and_the_slowest_total():
+    calls = []
+    ms = stage_ms({"deep": _Timed(500, calls), "shallow": _Timed(500, calls), "tiny": _Timed(4, calls)},
+                  ["a", "b", "c"], depth={"deep": 100, "shallow": 10, "tiny": 100})
+    assert calls == [(100, 10), (10, 10), (4, 4)]  # each its own depth, at most its corpus, k at most the depth
+    assert ms["deep"] == pytest.approx({"first_stage": 20.0, "rerank": 100.0, "slowest": 220.0})  # not 30 + 200
+    toy = Pipeline(load_beir("toy", path=TOY_PATH), "bm25")
+    timed = stage_ms({"BM25": toy}, ["aspirin", "vaccines"])["BM25"]
+    assert sorted(timed) == ["first_stage", "rerank", "slowest"] and timed["slowest"] >= timed["first_stage"] > 0
+
+
+def test_show_costs_prints_the_columns_in_order_then_the_costs(capsys):
+    ms = {"a": {"first_stage": 18.4, "rerank": 0.2, "slowest": 30.6}, "b": {"first_stage": 19, "rerank": 931.5,
+                                                                                "slowest": 1200}}
+    show_costs({"b": {"all": 0.8051, "CACM": 0.13}, "a": {"all": 0.7, "CACM": 0.45}}, ms, {"a": 0, "b": 1536},
+               ["CACM", "all"])
+    header, b, a = capsys.readouterr().out.splitlines()
+    assert header == f"{'system':48}     CACM      all   1st ms  rerank ms  slowest  bytes/doc"
+    assert b == f"{'b':48}    0.130    0.805       19        932     1200      1,536"
+    assert a == f"{'a':48}    0.450    0.700       18          0       31          0"
 
 
 # Illustrative inputs for the index and use-case tests: numbers of the orders notebooks 06 and 09 printed (their

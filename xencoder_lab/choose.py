@@ -19,6 +19,7 @@ then goes to every shard at once and waits for the slowest, then merges their to
 ``choose`` takes the best (system, index) on the column that matters among those whose predicted latency fits the
 budget; ``pareto_front`` names the systems no other beats on both quality and latency; ``deployment`` scales one
 system to a corpus that needs more than one machine; ``USE_CASES`` are the syllabus's use cases as numbers.
+``stage_ms`` measures what a system costs per query, stage by stage, and ``show_costs`` prints it beside quality.
 
 >>> bi = System("bi-encoder", {"unseen": 0.68}, query_ms=10, per_doc_ms=6e-5)
 >>> ce = System("bi-encoder -> cross-encoder", {"unseen": 0.70}, query_ms=10, per_doc_ms=6e-5, rerank_ms=900)
@@ -42,11 +43,14 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from .index_model import Index
+from .protocol import depth_for
 from .timing import time_calls
 
 __all__ = ["Index", "System", "Choice", "USE_CASES", "choose", "for_use_cases", "hybrid_of", "pareto_front",
-           "deployment", "median_ms"]
+           "deployment", "median_ms", "stage_ms", "show_costs"]
 
 
 @dataclass
@@ -356,3 +360,58 @@ def median_ms(fn: Callable[[object], object], inputs: Iterable, warmup: int = 1)
     True
     """
     return 1000 * statistics.median(seconds for _, seconds in time_calls(fn, inputs, warmup))
+
+
+def stage_ms(systems: Mapping[str, object], queries: Sequence[str], depth: int | Mapping[str, int] = 100,
+             k: int = 10) -> dict[str, dict[str, float]]:
+    """Each system's milliseconds per query, each query searched alone after a warm-up
+    (``Pipeline.stage_seconds``): the median of each stage, and ``"slowest"``, the largest total of one query.
+
+    Args:
+        systems: ``{name: Pipeline}`` (anything with ``ds`` and ``stage_seconds``).
+        queries: Q query texts.
+        depth: the rerank depth, one for every system or ``{name: depth}`` (``protocol.depth_for``); at most
+            a system's corpus.
+        k: documents each search returns (at most the depth).
+
+    Returns:
+        ``{name: {"first_stage": ms, "rerank": ms, "slowest": ms}}``.
+
+    >>> from xencoder_lab.data import TOY_PATH, load_beir
+    >>> from xencoder_lab.pipeline import Pipeline
+    >>> ms = stage_ms({"BM25": Pipeline(load_beir("toy", path=TOY_PATH), "bm25")}, ["aspirin", "vaccines"])
+    >>> sorted(ms["BM25"]), ms["BM25"]["slowest"] >= ms["BM25"]["first_stage"]
+    (['first_stage', 'rerank', 'slowest'], True)
+    """
+    table = {}
+    for name, system in systems.items():
+        reads = min(depth_for(depth, name), len(system.ds.corpus))
+        seconds = system.stage_seconds(queries, depth=reads, k=min(k, reads))  # {stage: (Q,)}
+        table[name] = {stage: 1000 * float(np.median(s)) for stage, s in seconds.items()}
+        table[name]["slowest"] = 1000 * float(max(sum(seconds.values())))  # per-query totals
+    return table
+
+
+def show_costs(quality: Mapping[str, Mapping[str, float]], ms: Mapping[str, Mapping[str, float]],
+               bytes_per_doc: Mapping[str, float], columns: Iterable[str]) -> None:
+    """Print each system's quality on every column beside its costs: the median ms of each stage, the slowest
+    query's total ms (``stage_ms``) and the bytes its first stage keeps per document.
+
+    Args:
+        quality: ``{system: {column: value}}``, in the order to print.
+        ms: ``{system: {"first_stage": ms, "rerank": ms, "slowest": ms}}`` (``stage_ms``).
+        bytes_per_doc: ``{system: bytes}``.
+        columns: the column names, in the order to print.
+
+    >>> show_costs({"BM25": {"all": 0.5}}, {"BM25": {"first_stage": 25, "rerank": 0, "slowest": 31}},
+    ...            {"BM25": 0}, ["all"])
+    system                                                all   1st ms  rerank ms  slowest  bytes/doc
+    BM25                                                0.500       25          0       31          0
+    """
+    columns = list(columns)
+    print(f"{'system':48}" + "".join(f"{c:>9}" for c in columns)
+          + f"{'1st ms':>9}{'rerank ms':>11}{'slowest':>9}{'bytes/doc':>11}")
+    for name in quality:
+        print(f"{name:48}" + "".join(f"{quality[name][c]:9.3f}" for c in columns)
+              + f"{ms[name]['first_stage']:9.0f}{ms[name]['rerank']:11.0f}{ms[name]['slowest']:9.0f}"
+              + f"{bytes_per_doc[name]:11,.0f}")

@@ -138,13 +138,98 @@ def columns(test: Dataset, train: Dataset, out_of_domain: Dataset | None = None)
     return {"all": test, "unseen": split_seen(test, train)[1], "CACM": out_of_domain}
 
 
+def depth_for(depth: int | Mapping[str, int], name: str) -> int:
+    """The rerank depth of the system ``name``: ``depth`` itself, or ``depth[name]`` from a per-system mapping
+    (a ``collections.defaultdict`` gives every system not named a default).
+
+    Args:
+        depth: one depth for every system, or ``{system name: depth}``.
+        name: the system's name.
+
+    Returns:
+        the depth.
+
+    Raises:
+        ValueError: a mapping without ``name``.
+
+    >>> from collections import defaultdict
+    >>> depth_for(100, "BM25"), depth_for(defaultdict(lambda: 100, {"int8": 10}), "int8")
+    (100, 10)
+    """
+    if not isinstance(depth, Mapping):
+        return depth
+    try:
+        return depth[name]
+    except KeyError:
+        raise ValueError(f"no depth for {name!r}: give every system one (a collections.defaultdict gives "
+                         "a default).") from None
+
+
+def evaluate_systems(
+    build: Callable[[Dataset], Mapping[str, object]],
+    columns: Mapping[str, Dataset],
+    depth: int | Mapping[str, int] = 100,
+    metric: str = "ndcg@10",
+) -> tuple[dict[str, dict[str, object]], dict[str, dict[str, dict[str, list[str]]]], dict[str, dict[str, float]]]:
+    """Every system on every column: ``(built, runs, scores)``. ``build(ds)`` makes every named system over one
+    column's corpus (e.g. ``lambda ds: {"BM25": Pipeline(ds, "bm25"), ...}``); each ``run`` ranks every query,
+    the first stage's top 100 (the whole corpus, if smaller) with its top ``depth`` reranked.
+
+    The systems are built once per corpus: a column whose queries another column over the same corpus object
+    holds (``"unseen"`` in ``"all"``: ``split_seen`` keeps the corpus) takes its rankings from that column's run,
+    without a build or a run of its own. Each query is ranked alone, so the rankings are those a build over the
+    column itself gives (to float32 noise where a model reads queries or pairs in padded batches).
+
+    Args:
+        build: makes ``{system name: system}`` over one dataset; a system needs ``run(depth=, k=, show_progress=)``.
+        columns: ``{column: Dataset}`` (see ``columns``).
+        depth: the rerank depth, documents reranked per query (fewer when a corpus is smaller): one for every
+            system, or ``{system name: depth}`` (``depth_for``).
+        metric: e.g. ``"ndcg@10"``.
+
+    Returns:
+        ``(built, runs, scores)``: ``{column: {system name: system}}`` for each column built over (in the order
+        of ``columns``), ``{system name: {column: {query id: [doc ids]}}}`` and ``{system name: {column: metric
+        value}}``.
+
+    >>> from xencoder_lab.data import TOY_PATH, load_beir
+    >>> from xencoder_lab.pipeline import Pipeline
+    >>> toy = load_beir("toy", path=TOY_PATH)
+    >>> two = {"all": toy, "held out": split_validation_by_document(toy, n=2)[1]}   # one corpus
+    >>> built, runs, scores = evaluate_systems(lambda ds: {"BM25": Pipeline(ds, "bm25")}, two)
+    >>> list(built), len(runs["BM25"]["held out"]) >= 2, round(scores["BM25"]["all"], 3) > 0.5
+    (['all'], True, True)
+    """
+    built, source = {}, {}  # source: {column: the built column whose run holds its queries}
+    for column in sorted(columns, key=lambda c: -len(columns[c].queries)):  # a covering column comes first
+        ds = columns[column]
+        source[column] = next((b for b in built if columns[b].corpus is ds.corpus
+                               and ds.queries.items() <= columns[b].queries.items()), column)
+        if source[column] == column:
+            built[column] = build(ds)
+    built = {column: built[column] for column in columns if column in built}
+    full = {}  # {(system name, built column): run}
+    for column, systems in built.items():
+        ranked = min(100, len(columns[column].corpus))  # a toy corpus holds fewer
+        for name, system in systems.items():
+            full[name, column] = system.run(depth=min(depth_for(depth, name), ranked), k=ranked, show_progress=False)
+    runs: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for column, ds in columns.items():
+        for name in built[source[column]]:
+            run = full[name, source[column]]
+            runs.setdefault(name, {})[column] = run if source[column] == column else {q: run[q] for q in ds.queries}
+    scores = {name: {column: metrics.evaluate(run, columns[column].qrels, [metric])[metric]
+                     for column, run in by_column.items()} for name, by_column in runs.items()}
+    return built, runs, scores
+
+
 def evaluate_columns(
     system: Callable[[Dataset], object], columns: Mapping[str, Dataset], depth: int = 100, metric: str = "ndcg@10"
 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, float]]:
-    """One system on every column: ``(runs, scores)``, each ``{column: ...}``. ``system(ds)`` builds it over a
-    column's corpus (e.g. ``lambda ds: Pipeline(ds, model, reranker)``: its ``run`` ranks every query, the first
-    stage's top 100 (the whole corpus, if smaller) with its top ``depth`` reranked); ``scores`` holds ``metric``
-    per column.
+    """One system on every column: ``(runs, scores)``, each ``{column: ...}`` (``evaluate_systems`` with one
+    system: built once per corpus). ``system(ds)`` builds it over a column's corpus (e.g. ``lambda ds:
+    Pipeline(ds, model, reranker)``: its ``run`` ranks every query, the first stage's top 100 (the whole corpus,
+    if smaller) with its top ``depth`` reranked); ``scores`` holds ``metric`` per column.
 
     Args:
         system: builds the system over one column's dataset; it needs ``run(depth=, k=, show_progress=)``.
@@ -162,10 +247,8 @@ def evaluate_columns(
     >>> round(scores["all"], 3) > 0.5
     True
     """
-    ranked = {column: min(100, len(ds.corpus)) for column, ds in columns.items()}  # a toy corpus holds fewer
-    runs = {column: system(ds).run(depth=min(depth, ranked[column]), k=ranked[column], show_progress=False)
-            for column, ds in columns.items()}
-    return runs, {column: metrics.evaluate(runs[column], ds.qrels, [metric])[metric] for column, ds in columns.items()}
+    _, runs, scores = evaluate_systems(lambda ds: {"system": system(ds)}, columns, depth, metric)
+    return runs.get("system", {}), scores.get("system", {})
 
 
 def show(rows: Mapping[str, Mapping[str, float]], columns: Mapping[str, Dataset], title: str = "nDCG@10") -> None:
