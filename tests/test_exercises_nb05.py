@@ -14,37 +14,37 @@ from xencoder_lab.pipeline import Pipeline
 from xencoder_lab.solutions import nb05 as solutions
 
 
-def rerank_lowest_first(run, scores, k1):
-    return {q: sorted(r[:k1], key=lambda d: scores[q][d]) + r[k1:] for q, r in run.items()}
+def rerank_lowest_first(run, scores, depth):
+    return {q: sorted(r[:depth], key=lambda d: scores[q][d]) + r[depth:] for q, r in run.items()}
 
 
-def rerank_tail_dropped(run, scores, k1):
-    return {q: sorted(r[:k1], key=lambda d: -scores[q][d]) for q, r in run.items()}
+def rerank_tail_dropped(run, scores, depth):
+    return {q: sorted(r[:depth], key=lambda d: -scores[q][d]) for q, r in run.items()}
 
 
-def rerank_whole_ranking(run, scores, k1):
+def rerank_whole_ranking(run, scores, depth):
     return {q: sorted(r, key=lambda d: -scores[q].get(d, -np.inf)) for q, r in run.items()}
 
 
-def rerank_one_short(run, scores, k1):
-    return solutions.rerank_top(run, scores, k1 - 1)
+def rerank_one_short(run, scores, depth):
+    return solutions.rerank_top(run, scores, depth - 1)
 
 
-def rerank_one_deep(run, scores, k1):
-    return {q: sorted(r[:k1 + 1], key=lambda d: -scores[q].get(d, -np.inf)) + r[k1 + 1:] for q, r in run.items()}
+def rerank_one_deep(run, scores, depth):
+    return {q: sorted(r[:depth + 1], key=lambda d: -scores[q].get(d, -np.inf)) + r[depth + 1:] for q, r in run.items()}
 
 
-def rerank_ties_by_id(run, scores, k1):
-    return {q: [d for _, d in sorted(((scores[q][d], d) for d in r[:k1]), reverse=True)] + r[k1:]
+def rerank_ties_by_id(run, scores, depth):
+    return {q: [d for _, d in sorted(((scores[q][d], d) for d in r[:depth]), reverse=True)] + r[depth:]
             for q, r in run.items()}
 
 
-def rerank_ascending_then_reversed(run, scores, k1):
-    return {q: sorted(r[:k1], key=lambda d: scores[q][d])[::-1] + r[k1:] for q, r in run.items()}
+def rerank_ascending_then_reversed(run, scores, depth):
+    return {q: sorted(r[:depth], key=lambda d: scores[q][d])[::-1] + r[depth:] for q, r in run.items()}
 
 
-def rerank_by_position(run, scores, k1):
-    return {q: sorted((r[i] for i in range(k1)), key=lambda d: -scores[q][d]) + r[k1:] for q, r in run.items()}
+def rerank_by_position(run, scores, depth):
+    return {q: sorted((r[i] for i in range(depth)), key=lambda d: -scores[q][d]) + r[depth:] for q, r in run.items()}
 
 
 def min_max(scores):
@@ -94,13 +94,13 @@ def test_solutions_and_the_package_pass(capsys):
 
 @pytest.mark.parametrize("wrong, words", [
     (rerank_lowest_first, "highest first"),
-    (rerank_tail_dropped, "the documents below k1 stay"),
-    (rerank_whole_ranking, "only the top k1 are reordered"),
-    (rerank_one_short, "rank k1 is reranked"),
-    (rerank_one_deep, "rank k1 + 1 is not"),
+    (rerank_tail_dropped, "the documents below them stay"),
+    (rerank_whole_ranking, "only the top `depth` candidates are reordered"),
+    (rerank_one_short, "rank `depth` is reranked"),
+    (rerank_one_deep, "rank `depth` + 1 is not"),
     (rerank_ties_by_id, "not their ids' order"),
     (rerank_ascending_then_reversed, "keep their first-stage order"),
-    (rerank_by_position, "fewer than k1 candidates"),
+    (rerank_by_position, "fewer than `depth` candidates"),
 ])
 def test_rerank_mistakes_are_named(wrong, words, capsys):
     assert nb05.check_rerank_top(wrong) is False

@@ -1,4 +1,4 @@
-"""Checks for notebook 05's exercises: reranking the top ``k1`` of a run (against ``cross_encoder.rerank``), min-max
+"""Checks for notebook 05's exercises: reranking the top ``depth`` of a run (against ``cross_encoder.rerank``), min-max
 fusion of two stages' scores per query (``pipeline.fuse``), and the quality of reranking a pool merged from two
 first stages (a read-off)."""
 
@@ -13,25 +13,26 @@ POOL = 50  # exercise 3: each first stage's top 50 go into the pool
 
 
 def check_rerank_top(rerank_top) -> bool | None:
-    """Exercise 1: ``rerank_top(run, scores, k1)``, each query's top ``k1`` ordered by score, the rest after them."""
+    """Exercise 1: ``rerank_top(run, scores, depth)``: each query's top ``depth`` by score, the rest after them."""
     ranking = ["d1", "d2", "d3", "d4", "d5"]
     tail_below = {"d1": 1.0, "d2": 3.0, "d3": 0.5, "d4": 0.1, "d5": 0.3}  # the tail scored too, out of order
-    best_at_k1 = {"d1": 0.0, "d2": 1.0, "d3": 2.0, "d4": 5.0}  # rank k1 is the best, rank k1 + 1 better still
+    best_at_depth = {"d1": 0.0, "d2": 1.0, "d3": 2.0, "d4": 5.0}  # rank depth is the best, depth + 1 better still
     cases = [
         Case("one query reranked whole", ({"q1": ranking[:3]}, {"q1": {"d1": 0.5, "d2": 2.0, "d3": -1.0}}, 3),
              hint="order each query's candidates by score, highest first"),
-        Case("documents below k1", ({"q1": ranking}, {"q1": tail_below}, 3),
-             hint="only the top k1 are reordered: the documents below k1 stay, after them, in their first-stage order"),
-        Case("the best candidate at rank k1", ({"q1": ranking}, {"q1": best_at_k1}, 3),
-             hint="the top k1 is ranking[:k1]: rank k1 is reranked, rank k1 + 1 is not"),
+        Case("documents below the rerank depth", ({"q1": ranking}, {"q1": tail_below}, 3),
+             hint="only the top `depth` candidates are reordered: the documents below them stay, after them, in their "
+                  "first-stage order"),
+        Case("the best candidate at rank `depth`", ({"q1": ranking}, {"q1": best_at_depth}, 3),
+             hint="the top `depth` is ranking[:depth]: rank `depth` is reranked, rank `depth` + 1 is not"),
         Case("tied scores", ({"q1": ["d2", "d3", "d1", "d4"]}, {"q1": {"d2": 1.0, "d3": 1.0, "d1": 1.0}}, 3),
              hint="sort by score alone with a stable sort: tied candidates keep their first-stage order (not their "
                   "ids' order, not reversed)"),
-        Case("a query with fewer than k1 candidates",
-             ({"q1": ranking, "q2": ["d8", "d7"]}, {"q1": best_at_k1, "q2": {"d7": 1.0, "d8": 0.0}}, 3),
-             hint="rerank every query of the run; a query with fewer than k1 candidates has all of them reranked"),
+        Case("a query with fewer than `depth` candidates",
+             ({"q1": ranking, "q2": ["d8", "d7"]}, {"q1": best_at_depth, "q2": {"d7": 1.0, "d8": 0.0}}, 3),
+             hint="rerank every query of the run; a query with fewer than `depth` candidates has all of them reranked"),
     ]
-    return check("Exercise 1 (rerank the top k1)", rerank_top, rerank, cases)
+    return check("Exercise 1 (rerank the top `depth`)", rerank_top, rerank, cases)
 
 
 def package_fuse_min_max(first: dict[str, dict[str, float]], second: dict[str, dict[str, float]],

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 
-def rerank_top(run: dict[str, list[str]], scores: dict[str, dict[str, float]], k1: int) -> dict[str, list[str]]:
-    """Exercise 1: for each query, ``ranking[:k1]`` sorted by score (highest first; ``sorted`` is stable, so ties
-    keep their first-stage order), then ``ranking[k1:]`` as it was."""
+def rerank_top(run: dict[str, list[str]], scores: dict[str, dict[str, float]], depth: int) -> dict[str, list[str]]:
+    """Exercise 1: for each query, ``ranking[:depth]`` sorted by score (highest first; ``sorted`` is stable, so ties
+    keep their first-stage order), then ``ranking[depth:]`` as it was."""
     reranked = {}
     for q, ranking in run.items():
-        top = sorted(ranking[:k1], key=lambda d: scores[q][d], reverse=True)
-        reranked[q] = top + ranking[k1:]
+        top = sorted(ranking[:depth], key=lambda d: scores[q][d], reverse=True)
+        reranked[q] = top + ranking[depth:]
     return reranked
 
 
