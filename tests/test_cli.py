@@ -100,6 +100,13 @@ def test_search_shows_stage_timings_and_results(capsys):
     assert len(lines) == 4 and lines[1].split()[0] == "1"
 
 
+def test_search_without_a_system_runs_the_hybrid(capsys):
+    # the measured default (notebooks 05 and 09): no reranker unless asked for
+    status, out, _ = run(capsys, "search", "--data", TOY_PATH, "--depth", 5, "--k", 3, "Does vitamin D help bones?")
+    assert status == 0 and out.splitlines()[0].startswith("hybrid on toy: first_stage")
+    assert out.splitlines()[0].endswith("rerank 0 ms") and len(out.splitlines()) == 4
+
+
 def test_index_then_search_from_it(capsys, tmp_path):
     folder = tmp_path / "index"
     status, out, _ = run(capsys, "index", "--data", TOY_PATH, "--system", "zero-shot", "--out", folder)
