@@ -94,3 +94,27 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(LookupError, match="no collection"):
         QdrantStore(None, collection="missing")
     assert isinstance(make_store(d_emb, list("abc")), DenseRetriever)
+
+
+def test_shards_and_replicas_reach_the_collection(monkeypatch):
+    """An embedded Qdrant has one shard and no copies; a server splits a collection into ``shards`` and keeps each
+    ``replicas`` times: the store hands both to the collection it creates."""
+    from xencoder_lab import store
+
+    created = {}
+    real_client = store._client
+
+    def recording_client(location):
+        client = real_client(location)
+        create = client.create_collection
+
+        def create_collection(name, **settings):
+            created.update(settings)
+            return create(name, **settings)
+
+        client.create_collection = create_collection
+        return client
+
+    monkeypatch.setattr(store, "_client", recording_client)
+    QdrantStore(np.eye(3, dtype=np.float32), ["a", "b", "c"], shards=3, replicas=2)
+    assert (created["shard_number"], created["replication_factor"]) == (3, 2)
