@@ -348,7 +348,7 @@ def parser() -> argparse.ArgumentParser:
 
     ev = with_data(commands.add_parser("evaluate", help="compare systems on a dataset: quality and latency"))
     ev.add_argument("--systems", default="bm25,zero-shot,bi,hybrid",
-                    help="comma-separated, e.g. bm25,bi,bi+ce,bm25+ce@0.5 (default: the first stages, hybrid included)")
+                    help="comma-separated, e.g. bm25,bi,bi+ce,bm25+ce@0.5 (default: bm25,zero-shot,bi,hybrid)")
     ev.add_argument("--metrics", default="ndcg@10,mrr@10,recall@100", help="comma-separated metric@k")
     ev.add_argument("--depth", "--k1", dest="depth", type=at_least(1), default=100,
                     help="rerank depth: candidates a reranker reads (default: 100; --k1 is an alias)")
