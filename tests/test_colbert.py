@@ -60,7 +60,8 @@ def test_index_search_and_rerank_match_maxsim(colbert, toy, tmp_path):
     exact = ColbertIndex(colbert, toy, cache_root=tmp_path)
     Q = colbert.encode_queries(QUERIES)
     reference = maxsim(torch.from_numpy(Q), pad_documents(exact.vectors, exact.lengths)).numpy()  # (2, N)
-    assert np.allclose(exact.exhaustive(Q[0], chunk=50), reference[0], atol=1e-4)  # chunks of a few documents
+    assert np.allclose(exact.exhaustive(Q[0], budget=50 * 32), reference[0], atol=1e-4)  # chunks of a few documents
+    assert np.allclose(exact.exhaustive(Q, budget=50 * 64), reference, atol=1e-4)  # both queries, chunk by chunk
     indexed = ColbertIndex(colbert, toy, index="Flat", candidates=64, cache_root=tmp_path)  # from the cache
     assert np.array_equal(indexed.vectors, exact.vectors)
     for index in (exact, indexed):

@@ -398,21 +398,27 @@ class ColbertIndex:
             scores[qid] = dict(zip(top, self.rerank(q, [row[d] for d in top], mask_with).tolist()))
         return cross_encoder.rerank(run, scores, depth)
 
-    def exhaustive(self, Q: np.ndarray, chunk: int = 262_144) -> np.ndarray:
-        """Exact MaxSim scores (N,) of one query's vectors Q (Lq, dim) against every document: Q @ tokens.T a
-        chunk of whole documents at a time, the max within each document, the sum over the query's vectors."""
-        Q = torch.as_tensor(Q, dtype=torch.float32)  # (Lq, dim)
-        best = np.empty((len(Q), len(self.ids)), dtype=np.float32)  # (Lq, N)
+    def exhaustive(self, Q: np.ndarray, budget: int = 2**24) -> np.ndarray:
+        """Exact MaxSim scores of one query's vectors Q (Lq, dim), or of B queries' (B, Lq, dim), against every
+        document: (N,) or (B, N). All B * Lq query vectors @ a chunk of whole documents' token vectors.T (about
+        ``budget`` similarities at a time), the max within each document, the sum over each query's vectors. Each
+        chunk is converted from fp16 once for all B queries, which is most of the cost of one query alone."""
+        one = np.ndim(Q) == 2
+        Q = torch.as_tensor(Q[None] if one else Q, dtype=torch.float32)  # (B, Lq, dim)
+        rows = Q.reshape(-1, Q.shape[-1])  # (B * Lq, dim)
+        chunk = max(budget // len(rows), 1)  # token vectors a chunk
+        scores = np.empty((len(Q), len(self.ids)), dtype=np.float32)  # (B, N)
         start = 0
         with torch.inference_mode():
             while start < len(self.ids):
                 end = int(np.searchsorted(self.offsets, self.offsets[start] + chunk, side="right")) - 1
                 end = max(end, start + 1)  # at least one document
-                rows = slice(self.offsets[start], self.offsets[end])
-                sims = (Q @ torch.from_numpy(self.vectors[rows].astype(np.float32)).T).numpy()  # (Lq, tokens)
-                best[:, start:end] = np.maximum.reduceat(sims, self.offsets[start:end] - self.offsets[start], axis=1)
+                tokens = torch.from_numpy(self.vectors[self.offsets[start]: self.offsets[end]]).float()  # (T, dim)
+                sims = (rows @ tokens.T).numpy()  # (B * Lq, T)
+                best = np.maximum.reduceat(sims, self.offsets[start:end] - self.offsets[start], axis=1)  # (B*Lq, n)
+                scores[:, start:end] = best.reshape(len(Q), -1, end - start).sum(1)
                 start = end
-        return best.sum(0)  # (N,)
+        return scores[0] if one else scores
 
     def search(self, queries: Sequence[str], k: int = 100) -> tuple[list[list[str]], np.ndarray]:
         """Top ``k`` documents for each query text: (ids, one list per query; scores (Q, k)), best first. With a
@@ -436,9 +442,11 @@ class ColbertIndex:
             raise ValueError(f"k={k} but the corpus has {len(self.ids)} documents: use 1 <= k <= {len(self.ids)}.")
         Q = self.model.encode_queries(list(queries))  # (Q, Lq, dim)
         ids, scores = [], np.full((len(Q), k), -np.inf, dtype=np.float32)
+        if self.tokens is None:  # 64 queries at a time share each chunk of the corpus
+            exact = np.concatenate([self.exhaustive(Q[i: i + 64]) for i in range(0, len(Q), 64)])  # (Q, N)
         for i, q in enumerate(Q):
             if self.tokens is None:
-                rows, s = np.arange(len(self.ids)), self.exhaustive(q)
+                rows, s = np.arange(len(self.ids)), exact[i]
             else:
                 found, _ = self.tokens.search(q[np.abs(q).sum(-1) > 0], k=self.candidates)  # (Lq', candidates)
                 rows = np.unique(np.array([int(r) for row in found for r in row]))  # candidate documents
