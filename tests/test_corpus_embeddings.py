@@ -11,14 +11,21 @@ import torch
 from xencoder_lab import corpus_embeddings
 from xencoder_lab.bi_encoder import BiEncoder, encode_corpus
 from xencoder_lab.course_models import load_bi_encoder
+from xencoder_lab.data import load_beir
+from xencoder_lab.protocol import OUT_OF_DOMAIN
 
 
 def test_made_installed_and_served_without_encoding(tmp_path, toy, small_bi_encoder, monkeypatch):
-    arrays = corpus_embeddings.make({"small": small_bi_encoder}, toy, cache_root=tmp_path / "maker")
+    fewer = dataclasses.replace(toy, name="toy-fewer", corpus=dict(list(toy.corpus.items())[:-2]))  # a second corpus
+    arrays = corpus_embeddings.make({"small": small_bi_encoder}, [toy, fewer], cache_root=tmp_path / "maker")
     path = corpus_embeddings.save(arrays, tmp_path / "corpus.npz")
     meta, stored = corpus_embeddings.load(path)
     assert stored["small"].shape == (len(toy.corpus), 384) and stored["small"].dtype == np.float32
+    assert stored["small, toy-fewer"].shape == (len(toy.corpus) - 2, 384)
     assert 0.0 < meta["ndcg@10 on toy test"]["small"] <= 1.0
+    assert 0.0 < meta["ndcg@10 on toy-fewer test"]["small, toy-fewer"] <= 1.0
+    assert corpus_embeddings.install(small_bi_encoder, fewer, path, cache_root=tmp_path / "other")["embeddings"] == (
+        "small, toy-fewer")
 
     cache = tmp_path / "learner"
     assert corpus_embeddings.install(small_bi_encoder, toy, path, cache_root=cache)["new to the cache"] is True
@@ -33,7 +40,7 @@ def test_made_installed_and_served_without_encoding(tmp_path, toy, small_bi_enco
 
 
 def test_another_model_or_corpus_is_refused_and_check_finds_a_wrong_vector(tmp_path, toy, small_bi_encoder):
-    arrays = corpus_embeddings.make({"small": small_bi_encoder}, toy, cache_root=tmp_path)
+    arrays = corpus_embeddings.make({"small": small_bi_encoder}, [toy], cache_root=tmp_path)
     path = corpus_embeddings.save(arrays, tmp_path / "corpus.npz")
     assert corpus_embeddings.check(small_bi_encoder, toy, n=100, path=path)["largest difference"] < 1e-5
 
@@ -58,12 +65,14 @@ def test_a_missing_file_says_how_to_make_it(tmp_path, toy, small_bi_encoder):
 
 
 def test_the_shipped_file_is_the_course_bi_encoders(scifact_test):
-    """The committed embeddings re-embed the same with the base model and the committed checkpoint."""
+    """The committed embeddings of both corpora re-embed the same with the base model and the committed checkpoint."""
     meta, arrays = corpus_embeddings.load()
-    assert set(meta["entries"]) == {"zero-shot", "fine-tuned"}
+    assert set(meta["entries"]) == {"zero-shot", "fine-tuned", "zero-shot, cacm", "fine-tuned, cacm"}
+    cacm = load_beir(OUT_OF_DOMAIN, "test")
     for model in (BiEncoder(), load_bi_encoder(device="cpu"), load_bi_encoder("query-tower", device="cpu"),
                   load_bi_encoder("distilled-bi-encoder", device="cpu")):
-        assert corpus_embeddings.check(model, scifact_test, n=12, seed=1)["largest difference"] < 1e-4
+        for ds in (scifact_test, cacm):
+            assert corpus_embeddings.check(model, ds, n=12, seed=1)["largest difference"] < 1e-4
 
 
 def test_the_command_never_replaces_a_file_unasked(tmp_path, capsys):

@@ -1,27 +1,30 @@
-"""SciFact's corpus as the course's bi-encoders embed it, made once and shipped beside the bi-encoder checkpoint
-(notebook 03 checks it; 04, 05 and 06 use it).
+"""SciFact's corpus, and CACM's (the protocol's out-of-domain column), as the course's bi-encoders embed them,
+made once and shipped beside the bi-encoder checkpoint (notebook 02 checks SciFact's against its own encoding,
+03 against the checkpoint; 04-09 use them).
 
-Embedding SciFact's 5,183 abstracts takes about 4 minutes per model on a 2-core CPU, and notebooks 03-05 need
-two models' embeddings: the base model's (the zero-shot bi-encoder, and the frozen document tower of the query
-tower and of notebook 06's distilled bi-encoder) and the fine-tuned bi-encoder's. Notebook 02 shows the
-encoding itself; after it, a learner who opens any later notebook on a fresh machine should not wait 8 minutes
-or more for a table. The embeddings are the same for every learner (same weights, same texts), so the course
-makes them once, with ``bi_encoder.encode_corpus``:
+Embedding SciFact's 5,183 abstracts takes about 4 minutes per model on a 2-core CPU (CACM's 3,204 short ones
+about half a minute), and notebooks 03-09 need two models' embeddings: the base model's (the zero-shot
+bi-encoder, and the frozen document tower of the query tower and of notebook 06's distilled bi-encoder) and the
+fine-tuned bi-encoder's. Notebook 02 shows the encoding itself; after it, a learner who opens any later notebook
+on a fresh machine should not wait 8 minutes or more for a table. The embeddings are the same for every learner
+(same weights, same texts), so the course makes them once, with ``bi_encoder.encode_corpus``:
 
     python -m xencoder_lab.corpus_embeddings            # writes data/checkpoints/bi-encoder/corpus_embeddings.npz
     python -m xencoder_lab.corpus_embeddings --check    # re-embeds a random sample and compares
 
-They are stored as computed, in float32 (7.4 MB a model). Half that in float16 was tried and measured: rounding each
-component to 2^-12 of its size moved the zero-shot nDCG@10 on SciFact test from 0.6497 to 0.6507, enough to change
-a figure the notebooks print; the file's ``meta`` records the nDCG@10 of the stored embeddings.
+They are stored as computed, in float32 (12 MB a model: SciFact's 7.4, CACM's 4.6). Half that in float16 was tried
+and measured: rounding each component to 2^-12 of its size moved the zero-shot nDCG@10 on SciFact test from 0.6497
+to 0.6507, enough to change a figure the notebooks print; the file's ``meta`` records the nDCG@10 of the stored
+embeddings.
 
 ``install(model, ds)`` puts a model's embeddings into the disk cache under the key ``encode_corpus`` reads
 (``bi_encoder.corpus_cache_parts``: the document tower's weights, the corpus's ids and texts, the settings), so an
 entry can only ever serve the model and corpus it was made from. ``check`` re-embeds a seeded sample; a test runs
 it, and the notebooks run it in front of the reader.
 
-The file holds one float32 array (N, D) per document tower, named ``zero-shot`` and ``fine-tuned``, and
-``meta`` (JSON: each array's cache parts, the command, the hardware, the seconds, the quality check).
+The file holds one float32 array (N, D) per document tower and corpus, named ``zero-shot`` and ``fine-tuned``
+for SciFact, ``zero-shot, cacm`` and ``fine-tuned, cacm`` for CACM, and ``meta`` (JSON: each array's cache parts,
+the command, the hardware, the seconds, the quality check on each corpus's test queries).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from . import checkpoints, metrics
 from .bi_encoder import CORPUS_CACHE, BiEncoder, corpus_cache_parts, encode_corpus
 from .cache import store
 from .data import Dataset, document_text, load_beir
+from .protocol import OUT_OF_DOMAIN
 from .retrieval import DenseRetriever, DenseSearcher, run_queries
 from .timing import Stopwatch
 
@@ -43,22 +47,28 @@ PATH = checkpoints.CHECKPOINTS / "bi-encoder" / "corpus_embeddings.npz"
 COMMAND = "python -m xencoder_lab.corpus_embeddings"
 
 
-def make(models: dict[str, BiEncoder], test: Dataset, show_progress=None, cache_root=None) -> dict[str, np.ndarray]:
-    """Embed (through the disk cache) ``test``'s corpus with each of ``models`` (name -> model); return the file's
-    arrays, with the nDCG@10 of each model's embeddings on ``test``'s queries in ``meta``."""
+def make(models: dict[str, BiEncoder], datasets: list[Dataset], show_progress=None,
+         cache_root=None) -> dict[str, np.ndarray]:
+    """Embed (through the disk cache) each dataset's corpus with each of ``models`` (name -> model); return the
+    file's arrays, named ``name`` for the first dataset and ``name, dataset`` for the others, with the nDCG@10 of
+    each array on its dataset's queries in ``meta``."""
     watch = Stopwatch()
     arrays, entries, quality = {}, {}, {}
-    for name, model in models.items():
-        d_emb = encode_corpus(model, test, show_progress=show_progress, cache_root=cache_root)  # (N, D) float32
-        arrays[name] = d_emb
-        entries[name] = corpus_cache_parts(model, test)
-        searcher = DenseSearcher(model, test, store=DenseRetriever(d_emb, list(test.corpus)))
-        quality[name] = metrics.evaluate(run_queries(searcher, test, k=10), test.qrels, ["ndcg@10"])["ndcg@10"]
+    for i, test in enumerate(datasets):
+        quality[f"ndcg@10 on {test.name} {test.split}"] = scores = {}
+        for name, model in models.items():
+            entry = name if i == 0 else f"{name}, {test.name}"
+            d_emb = encode_corpus(model, test, show_progress=show_progress, cache_root=cache_root)  # (N, D) float32
+            arrays[entry] = d_emb
+            entries[entry] = corpus_cache_parts(model, test)
+            searcher = DenseSearcher(model, test, store=DenseRetriever(d_emb, list(test.corpus)))
+            scores[entry] = metrics.evaluate(run_queries(searcher, test, k=10), test.qrels, ["ndcg@10"])["ndcg@10"]
     meta = {
-        "about": f"{test.name}'s corpus embedded by the course bi-encoders (see xencoder_lab.corpus_embeddings)",
+        "about": f"{' and '.join(ds.name for ds in datasets)}: corpora embedded by the course bi-encoders "
+                 "(see xencoder_lab.corpus_embeddings)",
         "command": COMMAND,
         "entries": entries,
-        f"ndcg@10 on {test.name} {test.split}": quality,
+        **quality,
         "seconds": round(watch.seconds),
         "seconds_note": "wall time of this run; embeddings already in the disk cache were read back, not computed",
         "hardware": checkpoints.hardware(),
@@ -142,15 +152,16 @@ def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str |
 def main(argv: list[str] | None = None) -> None:
     from .course_models import load_bi_encoder  # the course checkpoint
 
-    args = checkpoints.artifact_arguments(argv, "Embed SciFact's corpus with the course bi-encoders.", PATH,
+    args = checkpoints.artifact_arguments(argv, "Embed SciFact's and CACM's corpora with the course bi-encoders.", PATH,
                                           "re-embed a random sample of the file and compare")
     models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder()}  # the query towers' documents: zero-shot
-    test = load_beir("scifact", "test")
+    datasets = [load_beir("scifact", "test"), load_beir(OUT_OF_DOMAIN, "test")]
     if args.check:
-        for model in models.values():
-            print(check(model, test, path=args.out))
+        for test in datasets:
+            for model in models.values():
+                print(test.name, check(model, test, path=args.out))
         return
-    arrays = make(models, test, show_progress=True)
+    arrays = make(models, datasets, show_progress=True)
     save(arrays, args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in arrays.items() if k != 'meta')}")
 
