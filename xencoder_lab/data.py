@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,18 @@ def document_text(doc: dict[str, str]) -> str:
     if title and not title.endswith((".", "?", "!")):
         title += "."
     return " ".join(part for part in (title, text) if part)
+
+
+def sentences(text: str) -> list[str]:
+    """A text cut into sentences: after ``.``, ``!`` or ``?`` and white space, before a capital letter (so
+    "e.g. this" and "p < 0.05 in" stay whole).
+
+    >>> sentences("Vitamin D was measured. It was low, e.g. in winter! Why?")
+    ['Vitamin D was measured.', 'It was low, e.g. in winter!', 'Why?']
+    >>> sentences("")
+    ['']
+    """
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip())
 
 
 def empty_documents(ds: Dataset) -> set[str]:

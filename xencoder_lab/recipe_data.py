@@ -16,12 +16,21 @@ import random
 
 from . import checkpoints, protocol
 from .bi_encoder import BiEncoder, encode_corpus
+from .bm25 import BM25
 from .course_models import load_bi_encoder, load_cross_encoder
 from .cross_encoder import score_groups
-from .data import document_text, load_beir, split_validation
+from .data import Dataset, document_text, load_beir, sentences, split_validation
 from .negatives import mine_groups, mine_hard_negatives, mine_negatives
 from .retrieval import dense_run
-from .settings import SETTINGS, CrossEncoderRecipe, Distillation, PairRecipe, QueryTowerRecipe, Recipe
+from .settings import (
+    SETTINGS,
+    CrossEncoderRecipe,
+    Distillation,
+    EveryLengthRecipe,
+    PairRecipe,
+    QueryTowerRecipe,
+    Recipe,
+)
 from .training import corpus_queries
 
 
@@ -76,21 +85,112 @@ def query_tower_training_data(model: BiEncoder, settings: QueryTowerRecipe):
     )
 
 
-def cross_encoder_groups(bi: BiEncoder, settings: CrossEncoderRecipe):
-    """(groups, validation split): for each train claim and relevant abstract, the ``negatives`` best-ranked
-    abstracts the bi-encoder gets wrong (``negatives.mine_groups``); validation claims drawn at random."""
+def _judged_and_scores(bi: BiEncoder, settings: CrossEncoderRecipe):
+    """(train, validation, judged pairs, scores (P, N)): the cross-encoder recipes' split (validation claims at
+    random), every train judgment ``(claim id, doc id)`` outside validation, and the bi-encoder's scores of the
+    corpus for each judgment's claim."""
     train, validation = split_validation(
         load_beir(settings.dataset, "train"), settings.validation_queries, settings.seed
     )
     judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
     scores = bi.encode_queries([train.queries[q] for q, _ in judged]) @ encode_corpus(bi, train).T  # (P, N)
+    return train, validation, judged, scores
+
+
+def cross_encoder_groups(bi: BiEncoder, settings: CrossEncoderRecipe):
+    """(groups, validation split): for each train claim and relevant abstract, the ``negatives`` best-ranked
+    abstracts the bi-encoder gets wrong (``negatives.mine_groups``); validation claims drawn at random."""
+    train, validation, judged, scores = _judged_and_scores(bi, settings)
     return mine_groups(train, judged, scores, settings.negatives, settings.negative_margin), validation
+
+
+def title_groups(ds: Dataset, cited: set[str], miner: BiEncoder, n: int, negatives: int, margin: float | None,
+                 seed: int) -> list[tuple[str, str, list[str]]]:
+    """Label-free groups ``(title, text, [negative texts])``: the title of an abstract outside ``cited`` as the
+    query for its own text, negatives the texts ``miner`` ranks best for the title (``negatives.mine_negatives``).
+    Every text goes without its title, so the title is not simply found again. ``n`` abstracts with both a title
+    and a text, drawn with ``seed`` (fewer when fewer have both)."""
+    doc_ids = list(ds.corpus)
+    pool = [d for d in doc_ids if d not in cited and ds.corpus[d].get("title", "").strip()
+            and ds.corpus[d].get("text", "").strip()]
+    chosen = random.Random(seed).sample(pool, min(n, len(pool)))
+    column = {d: i for i, d in enumerate(doc_ids)}
+    titles = [ds.corpus[d]["title"] for d in chosen]
+    scores = miner.encode_queries(titles, show_progress=False) @ encode_corpus(miner, ds).T  # (T, N), corpus cached
+    mined = mine_negatives(scores, [column[d] for d in chosen], [{column[d]} for d in chosen], negatives, margin)
+    text = lambda c: ds.corpus[doc_ids[c]]["text"]  # noqa: E731
+    return [(t, ds.corpus[d]["text"], [text(c) for c in negs]) for t, d, negs in zip(titles, chosen, mined)]
+
+
+def medquad_groups(n: int, negatives: int, seed: int) -> list[tuple[str, str, list[str]]]:
+    """Label-free groups from MedQuAD (optional training data, ``$XLAB_DATA/medquad``): ``n`` questions drawn
+    with ``seed``, each with its answer and the ``negatives`` answers BM25 ranks best for it among the other
+    NIH documents' (a document's answers share its topic: id ``A-<document>-<n>``), duplicates of the answer
+    and empty answers left out.
+
+    Raises:
+        ValueError: a question whose BM25 top 200 holds fewer than ``negatives`` usable answers.
+    """
+    med = load_beir("medquad", "all")
+
+    def source(doc_id):  # "A-CancerGov:0000001_1-2" -> "CancerGov:0000001_1"
+        return doc_id.removeprefix("A-").rsplit("-", 1)[0]
+
+    answered = sorted(q for q, docs in med.qrels.items() if any(med.corpus.get(d, {}).get("text", "").strip()
+                                                                for d in docs))
+    asked = random.Random(seed).sample(answered, min(n, len(answered)))
+    answers = list(med.corpus)
+    ranked, _ = BM25([med.corpus[a]["text"] for a in answers], answers).search([med.queries[q] for q in asked], k=200)
+    groups = []
+    for q, top in zip(asked, ranked):
+        answer = next(d for d in med.qrels[q] if med.corpus.get(d, {}).get("text", "").strip())
+        positive = med.corpus[answer]["text"]
+        negs = [med.corpus[a]["text"] for a in top
+                if source(a) != source(answer) and med.corpus[a]["text"].strip() not in ("", positive.strip())]
+        if len(negs) < negatives:
+            raise ValueError(f"MedQuAD question {q}: {len(negs)} usable answers in BM25's top 200, need {negatives}.")
+        groups.append((med.queries[q], positive, negs[:negatives]))
+    return groups
+
+
+def every_length_groups(bi: BiEncoder, settings: EveryLengthRecipe):
+    """(groups, validation split): the second-stage cross-encoder's data. Each train judgment's group as
+    ``cross_encoder_groups`` mines it (same split, same negatives), with documents of every length: of its
+    negatives, ``bare_negatives`` cut to the bare title and ``first_sentence_negatives`` to title and first
+    sentence (short and hard), at random places; its positive cut to title and first sentence in a
+    ``first_sentence_positives`` share. Then ``title_queries`` title -> text and ``medquad_queries`` MedQuAD
+    groups (``title_groups``, ``medquad_groups``), label-free."""
+    train, validation, judged, scores = _judged_and_scores(bi, settings)
+    doc_ids = list(train.corpus)
+    column = {d: i for i, d in enumerate(doc_ids)}
+    mined = mine_negatives(scores, [column[d] for _, d in judged],
+                           [{column[d] for d in train.qrels[q]} for q, _ in judged], settings.negatives,
+                           settings.negative_margin)  # as mine_groups mines them: columns, not yet texts
+    rng = random.Random(settings.seed)
+    title, text = (lambda d: train.corpus[d].get("title", "")), (lambda d: train.corpus[d].get("text", ""))
+    cuts = {"bare": lambda d: document_text({"title": title(d)}) or document_text(train.corpus[d]),  # untitled: all
+            "first": lambda d: document_text({"title": title(d), "text": sentences(text(d))[0]}),
+            "full": lambda d: document_text(train.corpus[d])}
+    groups = []
+    for (q, d), negs in zip(judged, mined):
+        kinds = (["bare"] * settings.bare_negatives + ["first"] * settings.first_sentence_negatives
+                 + ["full"] * (len(negs) - settings.bare_negatives - settings.first_sentence_negatives))
+        rng.shuffle(kinds)
+        negatives = [cuts[kind](doc_ids[c]) for kind, c in zip(kinds, negs)]
+        positive = cuts["first" if rng.random() < settings.first_sentence_positives else "full"](d)
+        groups.append((train.queries[q], positive, negatives))
+    cited = protocol.relevant_documents(train) | protocol.relevant_documents(validation)
+    groups += title_groups(train, cited, bi, settings.title_queries, settings.negatives, settings.negative_margin,
+                           settings.seed)
+    groups += medquad_groups(settings.medquad_queries, settings.negatives, settings.seed)
+    return groups, validation
 
 
 def cross_encoder_training_data(bi: BiEncoder, settings: CrossEncoderRecipe):
     """(groups, validation split, the bi-encoder's validation run): ``cross_encoder_groups`` and the first stage
     the recipe's validation reranks (the bi-encoder's top ``rerank_depth``)."""
-    groups, validation = cross_encoder_groups(bi, settings)
+    make = every_length_groups if isinstance(settings, EveryLengthRecipe) else cross_encoder_groups
+    groups, validation = make(bi, settings)  # the second stage's groups, or the first's
     return groups, validation, dense_run(bi, validation, k=settings.rerank_depth)
 
 
@@ -112,18 +212,9 @@ def distillation_groups(settings: Distillation):
     scores = miner.encode_queries([train.queries[q] for q, _ in judged], show_progress=False) @ d_emb.T  # (P, N)
     groups = mine_groups(train, judged, scores, settings.negatives, settings.negative_margin)
 
-    doc_ids = list(train.corpus)
     cited = protocol.relevant_documents(train) | protocol.relevant_documents(validation)
-    pool = [d for d in doc_ids if d not in cited and train.corpus[d].get("title", "").strip()
-            and train.corpus[d].get("text", "").strip()]
-    chosen = random.Random(settings.seed).sample(pool, min(settings.title_queries, len(pool)))
-    column = {d: i for i, d in enumerate(doc_ids)}
-    titles = [train.corpus[d]["title"] for d in chosen]
-    t_scores = miner.encode_queries(titles, show_progress=False) @ d_emb.T  # (T, N)
-    negatives = mine_negatives(t_scores, [column[d] for d in chosen], [{column[d]} for d in chosen],
-                               settings.negatives, settings.negative_margin)
-    text = lambda c: train.corpus[doc_ids[c]]["text"]  # noqa: E731
-    groups += [(t, train.corpus[d]["text"], [text(c) for c in negs]) for t, d, negs in zip(titles, chosen, negatives)]
+    groups += title_groups(train, cited, miner, settings.title_queries, settings.negatives,
+                           settings.negative_margin, settings.seed)
     return groups, validation
 
 
@@ -160,8 +251,9 @@ def data_digest(name: str, settings: Recipe | None = None) -> str | None:
         queries, positives, relevant, _, validation = query_tower_training_data(
             BiEncoder(pooling=settings.pooling, max_length=settings.max_length, shared=False), settings)
         parts = [queries, positives, [sorted(r) for r in relevant]]
-    elif name == "cross-encoder":
-        groups, validation = cross_encoder_groups(load_bi_encoder(), settings)
+    elif name == "cross-encoder":  # with CROSS_ENCODER_EVERY_LENGTH's settings, the second stage's data
+        make = every_length_groups if isinstance(settings, EveryLengthRecipe) else cross_encoder_groups
+        groups, validation = make(load_bi_encoder(), settings)
         parts = [groups]
     elif name in ("small-cross-encoder", "distilled-bi-encoder"):
         groups, validation = distillation_groups(settings)

@@ -29,6 +29,7 @@ from .settings import (
     BI_ENCODER,
     COLBERT,
     CROSS_ENCODER,
+    CROSS_ENCODERS,
     DISTILLED_BI_ENCODER,
     POLY_ENCODER,
     QUERY_TOWER,
@@ -149,6 +150,17 @@ def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
     return evaluate, keep_best, restore, log
 
 
+def cross_encoder_start(settings: CrossEncoderRecipe) -> CrossEncoder:
+    """The model a cross-encoder recipe starts from: the whole ``init`` checkpoint when it is a cross-encoder
+    (the second stage, ``EveryLengthRecipe``), else a new ``CrossEncoder`` (a fresh ``[CLS]`` head, the warm-start
+    scale at ``cosine_scale``) whose encoder has the ``init`` bi-encoder's weights."""
+    if settings.init in CROSS_ENCODERS:
+        return load_cross_encoder(checkpoints.CHECKPOINTS / settings.init)
+    model = CrossEncoder(max_length=settings.max_length, cosine_scale=settings.cosine_scale)
+    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings.init)
+    return model
+
+
 def train_cross_encoder_recipe(settings: CrossEncoderRecipe = CROSS_ENCODER, steps: int | None = None,
                                on_evaluate=None):
     """Train the course cross-encoder: ``(model, trainable parameter names, log)``.
@@ -158,8 +170,7 @@ def train_cross_encoder_recipe(settings: CrossEncoderRecipe = CROSS_ENCODER, ste
     torch.manual_seed(settings.seed)
     bi = load_bi_encoder()
     groups, validation, first_stage = cross_encoder_training_data(bi, settings)
-    model = CrossEncoder(max_length=settings.max_length, cosine_scale=settings.cosine_scale)
-    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings.init)
+    model = cross_encoder_start(settings)
     trainable = ["encoder." + n for n in freeze_lower_layers(model.encoder, settings.train_top_layers)]
     trainable += [n for n, p in model.named_parameters() if not n.startswith("encoder.")]
 
@@ -283,8 +294,7 @@ def cross_encoder_training_probe(settings: CrossEncoderRecipe = CROSS_ENCODER, s
     """The first ``steps`` losses of the recipe's training on the toy set: the recipe's starting weights,
     frozen layers, loss and learning rates, 2 groups a step of 1 positive and 3 other toy documents."""
     torch.manual_seed(settings.seed)
-    model = CrossEncoder(max_length=settings.max_length, cosine_scale=settings.cosine_scale)
-    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings.init)
+    model = cross_encoder_start(settings)
     freeze_lower_layers(model.encoder, settings.train_top_layers)
     groups = _toy_groups(negatives=3)
     log = train_groups(

@@ -253,6 +253,31 @@ class CrossEncoderRecipe(Recipe):
 
 
 @dataclass(frozen=True)
+class EveryLengthRecipe(CrossEncoderRecipe):
+    """The course cross-encoder's second stage, on a CPU: the ``cross-encoder`` checkpoint trained on with
+    documents of every length (bare titles, first sentences, whole abstracts) among each claim's negatives and
+    positives, and as many label-free groups (an uncited abstract's title -> its text, a MedQuAD question -> its
+    answer). The first stage's warm-start cosine stays; its length bias is what the short documents teach away.
+
+    Not a course checkpoint yet (not in ``SETTINGS``): the 60 MB budget holds one cross-encoder, so this stage
+    replaces the first one's checkpoint once its pair scores, students and notebooks are remade; until then
+    ``benchmarks/cross_encoder_levers/every_length.py`` trains it (``recipe_training.train_cross_encoder_recipe``)."""
+
+    init: str = "cross-encoder"  # the whole first-stage model: encoder, [CLS] head and warm-start scale
+    steps: int = 600  # 2 groups a step: about one pass over the 1,648 groups
+    groups_per_step: int = 2
+    lr: float = 3e-5
+    warmup: int = 10  # steps
+    bare_negatives: int = 4  # of a claim group's 15 mined negatives, this many cut to their bare title
+    first_sentence_negatives: int = 2  # ... and this many to their title and first sentence
+    first_sentence_positives: float = 0.2  # the share of claim groups whose positive is cut the same way
+    title_queries: int = 412  # label-free groups: uncited abstracts' titles -> their texts (a quarter of all)
+    medquad_queries: int = 412  # ... and MedQuAD questions -> their answers, BM25's answers from other documents
+    rerank_depth: int = 100  # validation: rerank the fine-tuned bi-encoder's top 100, the pipeline's depth
+    evaluate_every: int = 600  # steps: before training and at its end (80 claims x 100 pairs, 5 minutes each)
+
+
+@dataclass(frozen=True)
 class Distillation(Recipe):
     """What both students of notebook 06 learn from: groups scored once by the course cross-encoder. Validation
     claims are held out by document (``protocol.split_validation_by_document``)."""
@@ -303,6 +328,7 @@ POLY_ENCODER = PolyEncoderRecipe()
 COLBERT = ColBERTRecipe()
 QUERY_TOWER = QueryTowerRecipe()
 CROSS_ENCODER = CrossEncoderRecipe()
+CROSS_ENCODER_EVERY_LENGTH = EveryLengthRecipe()
 DISTILLATION = Distillation()  # the students' shared part, not a recipe of its own
 SMALL_CROSS_ENCODER = SmallCrossEncoderRecipe()
 DISTILLED_BI_ENCODER = DistilledBiEncoderRecipe()

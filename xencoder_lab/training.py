@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -34,7 +33,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from .bi_encoder import BiEncoder
-from .data import Dataset, document_text
+from .data import Dataset, document_text, sentences
 from .losses import (
     corpus_softmax_loss,
     group_bce_loss,
@@ -86,8 +85,7 @@ def corpus_queries(ds: Dataset, kind: str) -> list[tuple[str, str]]:
         if kind == "title":
             query = doc.get("title", "").strip()
         else:
-            sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", doc.get("text", "").strip())
-            query = next((s for s in reversed(sentences) if len(s.split()) >= 6), "")
+            query = next((s for s in reversed(sentences(doc.get("text", ""))) if len(s.split()) >= 6), "")
         if query:
             pairs.append((query, doc_id))
     return pairs
