@@ -3,15 +3,17 @@ verified against the committed checkpoints."""
 
 import copy
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 import torch
 
-from xencoder_lab import corpus_embeddings
+from xencoder_lab import checkpoints, corpus_embeddings
 from xencoder_lab.bi_encoder import BiEncoder, encode_corpus
-from xencoder_lab.course_models import load_bi_encoder
+from xencoder_lab.course_models import load_bi_encoder, load_poly_encoder
 from xencoder_lab.data import load_beir
+from xencoder_lab.poly_encoder import PolyEncoder
 from xencoder_lab.protocol import OUT_OF_DOMAIN
 
 
@@ -59,6 +61,23 @@ def test_another_model_or_corpus_is_refused_and_check_finds_a_wrong_vector(tmp_p
     assert corpus_embeddings.check(small_bi_encoder, toy, n=100, path=path)["largest difference"] == pytest.approx(0.25)
 
 
+def test_each_kind_of_model_finds_its_own_file(tmp_path, toy, small_bi_encoder, monkeypatch):
+    """With no path, a poly-encoder's embeddings come from the file beside the poly-encoder checkpoint, a
+    bi-encoder's from the one beside the bi-encoder's; a file serves only the document tower it was made by."""
+    monkeypatch.setattr(checkpoints, "CHECKPOINTS", tmp_path / "checkpoints")
+    poly = PolyEncoder(codes=4, max_length=32, init_std=0.5)
+    arrays = corpus_embeddings.make({"poly-encoder": poly}, [toy], cache_root=tmp_path / "maker")
+    assert 0.0 < json.loads(str(arrays["meta"]))["ndcg@10 on toy test"]["poly-encoder"] <= 1.0  # its own search
+    path = corpus_embeddings.save(arrays, corpus_embeddings.shipped_path(poly))
+    assert path == tmp_path / "checkpoints" / "poly-encoder" / "corpus_embeddings.npz"
+    assert corpus_embeddings.install(poly, toy, cache_root=tmp_path / "learner")["embeddings"] == "poly-encoder"
+    assert corpus_embeddings.check(poly, toy, n=100)["largest difference"] < 1e-5
+    with pytest.raises(FileNotFoundError, match="bi-encoder"):  # no bi-encoder file here, and the poly's is not it
+        corpus_embeddings.install(small_bi_encoder, toy, cache_root=tmp_path / "learner")
+    with pytest.raises(ValueError, match="no embeddings of this corpus"):  # other settings: another document tower
+        corpus_embeddings.install(BiEncoder(max_length=64), toy, path, cache_root=tmp_path / "learner")
+
+
 def test_a_missing_file_says_how_to_make_it(tmp_path, toy, small_bi_encoder):
     with pytest.raises(FileNotFoundError, match="python -m xencoder_lab.corpus_embeddings"):
         corpus_embeddings.install(small_bi_encoder, toy, tmp_path / "nothing.npz")
@@ -73,6 +92,18 @@ def test_the_shipped_file_is_the_course_bi_encoders(scifact_test):
                   load_bi_encoder("distilled-bi-encoder", device="cpu")):
         for ds in (scifact_test, cacm):
             assert corpus_embeddings.check(model, ds, n=12, seed=1)["largest difference"] < 1e-4
+
+
+def test_the_shipped_poly_encoder_file_is_the_course_poly_encoders(scifact_test):
+    poly = load_poly_encoder(device="cpu")
+    path = corpus_embeddings.shipped_path(poly)
+    meta, arrays = corpus_embeddings.load(path)
+    assert path.parent.name == "poly-encoder" and set(meta["entries"]) == {"poly-encoder", "poly-encoder, cacm"}
+    assert meta["command"] == "python -m xencoder_lab.corpus_embeddings --model poly-encoder"
+    assert meta[f"ndcg@10 on {OUT_OF_DOMAIN} test"]["poly-encoder, cacm"] == pytest.approx(  # its recipe's figure
+        checkpoints.read_manifest(path.parent)["metrics"]["fine-tuned"]["CACM"]["ndcg@10"], abs=1e-6)
+    for ds in (scifact_test, load_beir(OUT_OF_DOMAIN, "test")):
+        assert corpus_embeddings.check(poly, ds, n=12, seed=1)["largest difference"] < 1e-4
 
 
 def test_the_command_never_replaces_a_file_unasked(tmp_path, capsys):

@@ -40,6 +40,7 @@ from .faiss_index import make_index
 from .hybrid import Hybrid
 from .models import DEFAULT_MODEL, ModelNotFoundError
 from .pipeline import Pipeline
+from .poly_encoder import PolyEncoder
 from .retrieval import DenseRetriever, DenseSearcher
 
 FIRST_STAGES = {"bm25": None, "zero-shot": None, "bi": "bi-encoder", "distilled": "distilled-bi-encoder",
@@ -163,10 +164,11 @@ class Systems:
         return self.models[name]
 
     def install_shipped(self, name: str, model, ds: Dataset) -> bool:
-        """Put what the course ships for ``model`` on ``ds`` into the disk cache, as notebooks 03-05 do: SciFact's
-        corpus embeddings beside the bi-encoder checkpoint (``corpus_embeddings``: the zero-shot document tower, which
-        the distilled bi-encoder shares, and the fine-tuned one), or the logits beside a cross-encoder checkpoint
-        (``pair_scores``: BM25's and the bi-encoder's top 100 on SciFact test and CACM). The file's own ``check``
+        """Put what the course ships for ``model`` on ``ds`` into the disk cache, as notebooks 03-09 do: SciFact's
+        and CACM's corpus embeddings beside the bi-encoder checkpoint (``corpus_embeddings``: the zero-shot document
+        tower, which the distilled bi-encoder shares, and the fine-tuned one) and beside the poly-encoder's, or the
+        logits beside a cross-encoder checkpoint (``pair_scores``: BM25's and the bi-encoder's top 100 on SciFact
+        test and CACM). The file's own ``check``
         matches it to this model (weights' fingerprint, settings, corpus) and recomputes 8 rows before its
         ``install`` copies it. A dataset the file does not hold costs one read of the file and prints nothing; a
         file that is not this model's is left out with a note. Return whether anything was installed."""
@@ -200,8 +202,8 @@ class Systems:
                 return None
             return (f"shipped {name} logits ({ds.name} {ds.split})", lambda: pair_scores.check(model, n=8, path=path),
                     lambda: pair_scores.install(model, path), 1e-3)
-        if isinstance(model, BiEncoder) and not hasattr(model, "searcher"):  # a DenseSearcher's model
-            path = checkpoints.CHECKPOINTS / "bi-encoder" / corpus_embeddings.PATH.name
+        if isinstance(model, PolyEncoder) or (isinstance(model, BiEncoder) and not hasattr(model, "searcher")):
+            path = corpus_embeddings.shipped_path(model)  # beside the bi-encoder's checkpoint or the poly-encoder's
             if not path.is_file():
                 return None
             if ds.name not in {entry["dataset"] for entry in corpus_embeddings.load(path)[0]["entries"].values()}:

@@ -1,15 +1,17 @@
-"""SciFact's corpus, and CACM's (the protocol's out-of-domain column), as the course's bi-encoders embed them,
-made once and shipped beside the bi-encoder checkpoint (notebook 02 checks SciFact's against its own encoding,
-03 against the checkpoint; 04-09 use them).
+"""SciFact's corpus, and CACM's (the protocol's out-of-domain column), as the course's bi-encoders and its
+poly-encoder embed them, made once and shipped beside their checkpoints (notebook 02 checks SciFact's against its
+own encoding, 03 against the checkpoint; 04-09 use them).
 
 Embedding SciFact's 5,183 abstracts takes about 4 minutes per model on a 2-core CPU (CACM's 3,204 short ones
 about half a minute), and notebooks 03-09 need two models' embeddings: the base model's (the zero-shot
 bi-encoder, and the frozen document tower of the query tower and of notebook 06's distilled bi-encoder) and the
-fine-tuned bi-encoder's. Notebook 02 shows the encoding itself; after it, a learner who opens any later notebook
-on a fresh machine should not wait 8 minutes or more for a table. The embeddings are the same for every learner
-(same weights, same texts), so the course makes them once, with ``bi_encoder.encode_corpus``:
+fine-tuned bi-encoder's; notebooks 07-09 also the poly-encoder's (its own LoRA-tuned document tower). Notebook 02
+shows the encoding itself; after it, a learner who opens any later notebook on a fresh machine should not wait 8
+minutes or more for a table. The embeddings are the same for every learner (same weights, same texts), so the
+course makes them once, with ``bi_encoder.encode_corpus``:
 
     python -m xencoder_lab.corpus_embeddings            # writes data/checkpoints/bi-encoder/corpus_embeddings.npz
+    python -m xencoder_lab.corpus_embeddings --model poly-encoder   # ... data/checkpoints/poly-encoder/...
     python -m xencoder_lab.corpus_embeddings --check    # re-embeds a random sample and compares
 
 They are stored as computed, in float32 (12 MB a model: SciFact's 7.4, CACM's 4.6). Half that in float16 was tried
@@ -22,9 +24,10 @@ embeddings.
 entry can only ever serve the model and corpus it was made from. ``check`` re-embeds a seeded sample; a test runs
 it, and the notebooks run it in front of the reader.
 
-The file holds one float32 array (N, D) per document tower and corpus, named ``zero-shot`` and ``fine-tuned``
-for SciFact, ``zero-shot, cacm`` and ``fine-tuned, cacm`` for CACM, and ``meta`` (JSON: each array's cache parts,
-the command, the hardware, the seconds, the quality check on each corpus's test queries).
+A file holds one float32 array (N, D) per document tower and corpus, named ``zero-shot`` and ``fine-tuned``
+for SciFact, ``zero-shot, cacm`` and ``fine-tuned, cacm`` for CACM (the poly-encoder's file: ``poly-encoder`` and
+``poly-encoder, cacm``), and ``meta`` (JSON: each array's cache parts, the command, the hardware, the seconds, the
+quality check on each corpus's test queries).
 """
 
 from __future__ import annotations
@@ -39,16 +42,24 @@ from . import checkpoints, metrics
 from .bi_encoder import CORPUS_CACHE, BiEncoder, corpus_cache_parts, encode_corpus
 from .cache import store
 from .data import Dataset, document_text, load_beir
+from .poly_encoder import PolyEncoder
 from .protocol import OUT_OF_DOMAIN
-from .retrieval import DenseRetriever, DenseSearcher, run_queries
+from .retrieval import run_queries, searcher_for
 from .timing import Stopwatch
 
 PATH = checkpoints.CHECKPOINTS / "bi-encoder" / "corpus_embeddings.npz"
 COMMAND = "python -m xencoder_lab.corpus_embeddings"
+CHECKPOINTS = ("bi-encoder", "poly-encoder")  # the checkpoints a file is shipped beside (``--model``)
+
+
+def shipped_path(model: BiEncoder) -> Path:
+    """The shipped file that holds ``model``'s kind of embeddings: beside the poly-encoder checkpoint for a
+    ``PolyEncoder``, else beside the bi-encoder's (``PATH``)."""
+    return checkpoints.CHECKPOINTS / ("poly-encoder" if isinstance(model, PolyEncoder) else "bi-encoder") / PATH.name
 
 
 def make(models: dict[str, BiEncoder], datasets: list[Dataset], show_progress=None,
-         cache_root=None) -> dict[str, np.ndarray]:
+         cache_root=None, command: str = COMMAND) -> dict[str, np.ndarray]:
     """Embed (through the disk cache) each dataset's corpus with each of ``models`` (name -> model); return the
     file's arrays, named ``name`` for the first dataset and ``name, dataset`` for the others, with the nDCG@10 of
     each array on its dataset's queries in ``meta``."""
@@ -58,15 +69,14 @@ def make(models: dict[str, BiEncoder], datasets: list[Dataset], show_progress=No
         quality[f"ndcg@10 on {test.name} {test.split}"] = scores = {}
         for name, model in models.items():
             entry = name if i == 0 else f"{name}, {test.name}"
-            d_emb = encode_corpus(model, test, show_progress=show_progress, cache_root=cache_root)  # (N, D) float32
-            arrays[entry] = d_emb
+            arrays[entry] = encode_corpus(model, test, show_progress=show_progress, cache_root=cache_root)  # (N, D)
             entries[entry] = corpus_cache_parts(model, test)
-            searcher = DenseSearcher(model, test, store=DenseRetriever(d_emb, list(test.corpus)))
+            searcher = searcher_for(model, test, cache_root)  # reads the vectors just cached
             scores[entry] = metrics.evaluate(run_queries(searcher, test, k=10), test.qrels, ["ndcg@10"])["ndcg@10"]
     meta = {
-        "about": f"{' and '.join(ds.name for ds in datasets)}: corpora embedded by the course bi-encoders "
+        "about": f"{' and '.join(ds.name for ds in datasets)}: corpora embedded by {', '.join(models)} "
                  "(see xencoder_lab.corpus_embeddings)",
-        "command": COMMAND,
+        "command": command,
         "entries": entries,
         **quality,
         "seconds": round(watch.seconds),
@@ -100,14 +110,14 @@ def _entry(meta: dict, model: BiEncoder, ds: Dataset, path: Path) -> str:
     )
 
 
-def install(model: BiEncoder, ds: Dataset, path: str | Path = PATH, cache_root=None) -> dict:
+def install(model: BiEncoder, ds: Dataset, path: str | Path | None = None, cache_root=None) -> dict:
     """Put the shipped embeddings of ``ds``'s corpus by ``model``'s document tower into the disk cache, where
     ``encode_corpus`` finds them (raises if the file holds none for this model and corpus).
 
     Args:
         model: the bi-encoder whose document tower made the embeddings.
         ds: the dataset whose corpus they embed.
-        path: the shipped ``.npz`` (default: beside the ``bi-encoder`` checkpoint).
+        path: the shipped ``.npz`` (default: ``shipped_path(model)``, beside the model's checkpoint).
         cache_root: the disk cache's folder (default: ``XLAB_CACHE``).
 
     Returns:
@@ -116,14 +126,14 @@ def install(model: BiEncoder, ds: Dataset, path: str | Path = PATH, cache_root=N
     Raises:
         ValueError: the file holds no embeddings of this model and corpus.
     """
-    path = Path(path)
+    path = Path(path or shipped_path(model))
     meta, arrays = load(path)
     name = _entry(meta, model, ds, path)
     new = store(CORPUS_CACHE, corpus_cache_parts(model, ds), arrays[name], root=cache_root)
     return {"embeddings": name, "documents": len(arrays[name]), "new to the cache": new}
 
 
-def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str | Path = PATH) -> dict:
+def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str | Path | None = None) -> dict:
     """Re-embed ``n`` seeded random documents of ``ds`` with ``model``; return the largest difference from the
     stored embeddings (a few 1e-7: the same float32 arithmetic, batched differently).
 
@@ -132,7 +142,7 @@ def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str |
         ds: the dataset whose corpus the file embeds.
         n: documents to re-embed.
         seed: seed of their choice.
-        path: the shipped ``.npz`` (default: beside the ``bi-encoder`` checkpoint).
+        path: the shipped ``.npz`` (default: ``shipped_path(model)``, beside the model's checkpoint).
 
     Returns:
         ``{"documents checked": n, "largest difference": float}``.
@@ -140,7 +150,7 @@ def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str |
     Raises:
         ValueError: the file holds no embeddings of this model and corpus.
     """
-    path = Path(path)
+    path = Path(path or shipped_path(model))
     meta, arrays = load(path)
     stored = arrays[_entry(meta, model, ds, path)]  # (N, D)
     ids = list(ds.corpus)
@@ -150,18 +160,23 @@ def check(model: BiEncoder, ds: Dataset, n: int = 16, seed: int = 0, path: str |
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .course_models import load_bi_encoder  # the course checkpoint
+    from .course_models import load_bi_encoder, load_poly_encoder  # the course checkpoints
 
-    args = checkpoints.artifact_arguments(argv, "Embed SciFact's and CACM's corpora with the course bi-encoders.", PATH,
-                                          "re-embed a random sample of the file and compare")
-    models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder()}  # the query towers' documents: zero-shot
+    args = checkpoints.artifact_arguments(argv, "Embed SciFact's and CACM's corpora with the course bi-encoders "
+                                          "(or its poly-encoder).", PATH, "re-embed a random sample of the file and "
+                                          "compare", models=CHECKPOINTS)
+    if args.model == "poly-encoder":
+        models = {"poly-encoder": load_poly_encoder()}
+    else:  # the query towers' and the distilled bi-encoder's documents: zero-shot
+        models = {"zero-shot": BiEncoder(), "fine-tuned": load_bi_encoder()}
     datasets = [load_beir("scifact", "test"), load_beir(OUT_OF_DOMAIN, "test")]
     if args.check:
         for test in datasets:
             for model in models.values():
                 print(test.name, check(model, test, path=args.out))
         return
-    arrays = make(models, datasets, show_progress=True)
+    arrays = make(models, datasets, show_progress=True,
+                  command=COMMAND + (" --model poly-encoder" if args.model == "poly-encoder" else ""))
     save(arrays, args.out, overwrite=args.overwrite)
     print(f"wrote {args.out}: {', '.join(f'{k} {v.shape}' for k, v in arrays.items() if k != 'meta')}")
 

@@ -1,7 +1,9 @@
 """Read eval28.py's pair terms (one or more models) and print, per column and first stage, nDCG@10 at depths 10,
 20, 50, 100 for each model's logit (and its parts), bare titles in CACM's top 10, paired intervals at depth 100.
 
-usage: analyze28.py NAME=OUT.npz[:term] ...   term: full (head + warm, default), head, warm; NAME=shipped: the
+usage: analyze28.py NAME=OUT.npz[:term] ...   term: full (head + warm, default), head, warm, or debiased: the full
+logit minus a label-free length prior (the mean full logit of the column's pairs whose document has about as many
+words, bins of a half power of 2), which asks how much of a collapse is the length bias; NAME=shipped: the
 committed model's shipped logits (pairs.npz)."""
 import json
 import sys
@@ -36,7 +38,14 @@ for arg in sys.argv[1:]:
             if col + "_q" not in z.files:
                 continue
             parts = z[col + "_parts"]
-            value = {"full": parts.sum(1), "head": parts[:, 0], "warm": parts[:, 1]}[term]
+            if term == "debiased":
+                corpus = columns[col].corpus
+                words = np.array([len(document_text(corpus[d]).split()) for d in z[col + "_d"]])
+                bins = np.floor(2 * np.log2(words + 1)).astype(int)
+                prior = {b: parts.sum(1)[bins == b].mean() for b in set(bins.tolist())}
+                value = parts.sum(1) - np.array([prior[b] for b in bins])
+            else:
+                value = {"full": parts.sum(1), "head": parts[:, 0], "warm": parts[:, 1]}[term]
             for q, d, v in zip(z[col + "_q"], z[col + "_d"], value):
                 scores.setdefault(q, {})[d] = float(v)
     systems[name] = scores
