@@ -49,7 +49,7 @@ from .timing import Stopwatch
 
 PATH = checkpoints.CHECKPOINTS / "bi-encoder" / "corpus_embeddings.npz"
 COMMAND = "python -m xencoder_lab.corpus_embeddings"
-CHECKPOINTS = ("bi-encoder", "poly-encoder")  # the checkpoints a file is shipped beside (``--model``)
+SHIPPED_BESIDE = ("bi-encoder", "poly-encoder")  # the checkpoints a file is shipped beside (``--model``)
 
 
 def shipped_path(model: BiEncoder) -> Path:
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = checkpoints.artifact_arguments(argv, "Embed SciFact's and CACM's corpora with the course bi-encoders "
                                           "(or its poly-encoder).", PATH, "re-embed a random sample of the file and "
-                                          "compare", models=CHECKPOINTS)
+                                          "compare", models=SHIPPED_BESIDE)
     if args.model == "poly-encoder":
         models = {"poly-encoder": load_poly_encoder()}
     else:  # the query towers' and the distilled bi-encoder's documents: zero-shot
