@@ -1,7 +1,12 @@
-"""The benchmark scripts run end to end (tiny sizes); their timings are not asserted here."""
+"""The benchmark scripts run end to end (tiny sizes); their timings are not asserted here. The checkpoint the
+cross-encoder's lever study keeps still gives what it recorded."""
 
 import importlib.util
 from pathlib import Path
+
+from xencoder_lab import checkpoints
+from xencoder_lab.course_models import load_cross_encoder
+from xencoder_lab.settings import CROSS_ENCODER_EVERY_LENGTH
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -54,3 +59,17 @@ def test_fusion_benchmark_runs(capsys):
     out = capsys.readouterr().out
     assert "noise + zero-shot, z-score, b=0.5" in out and set(rows["bm25"]) == {"toy"}
     assert rows["bm25 + noise, z-score, b=0.5"]["toy"] > rows["bm25 + noise, rrf, b=0.5"]["toy"]  # noise hurts RRF most
+
+
+SECOND_STAGE = BENCHMARKS / "cross_encoder_levers" / "every-length"
+
+
+def test_the_kept_second_stage_still_gives_its_outputs(scifact_test):
+    """The cross-encoder's second stage, kept beside its lever study until it replaces the course checkpoint: the
+    recipe's current settings run on the committed first stage, and its weights still give what its manifest
+    recorded."""
+    manifest = checkpoints.read_manifest(SECOND_STAGE)
+    assert manifest["settings"] == CROSS_ENCODER_EVERY_LENGTH.asdict()
+    assert manifest["init"] == checkpoints.weights_digest(checkpoints.CHECKPOINTS / "cross-encoder")
+    model = load_cross_encoder(SECOND_STAGE, device="cpu")
+    assert checkpoints.close_enough(manifest["probe"], checkpoints.probe_outputs(model))

@@ -18,10 +18,15 @@ def toy_sets(toy):
 
 
 def test_made_installed_and_served_without_scoring(tmp_path, toy_sets, toy, warm, small_bi_encoder, monkeypatch):
-    arrays = pair_scores.make(warm, small_bi_encoder, toy_sets, depth=3, cache_root=tmp_path / "maker")
+    warm = copy.deepcopy(warm)   # with a head that is not zero, so the file's two terms both count
+    with torch.no_grad():
+        warm.head.weight.copy_(torch.linspace(-0.05, 0.05, warm.head.weight.numel()).reshape(warm.head.weight.shape))
+    arrays = pair_scores.make(warm, small_bi_encoder, toy_sets, depth=3)
     path = pair_scores.save(arrays, tmp_path / "pairs.npz")
     meta, stored = pair_scores.load(path)
     assert meta["pairs"] == len(stored["logit"]) >= 3 * len(toy.queries)   # two first stages' top 3, merged
+    np.testing.assert_allclose(stored["logit"], stored["head"] + stored["warm"], rtol=0, atol=1e-6)
+    assert np.abs(stored["head"]).max() > 0 and np.abs(stored["warm"]).max() > 0   # both terms kept, neither zero
 
     cache = tmp_path / "learner"
     assert pair_scores.install(warm, path, toy_sets, cache_root=cache)["new to the cache"] == meta["pairs"]
@@ -38,7 +43,7 @@ def test_made_installed_and_served_without_scoring(tmp_path, toy_sets, toy, warm
 
 
 def test_check_finds_a_wrong_logit_and_another_model_is_refused(tmp_path, toy_sets, warm, small_bi_encoder):
-    arrays = pair_scores.make(warm, small_bi_encoder, toy_sets, depth=2, cache_root=tmp_path)
+    arrays = pair_scores.make(warm, small_bi_encoder, toy_sets, depth=2)
     path = pair_scores.save(arrays, tmp_path / "pairs.npz")
     assert pair_scores.check(warm, n=100, path=path, datasets=toy_sets)["largest difference"] < 1e-4
 

@@ -183,7 +183,8 @@ class CrossEncoder(torch.nn.Module):
             return run_sorted(features, self, self.tokenizer.pad_token_id, batch_size, show_progress, self.device,
                               desc="scoring pairs")
 
-    def score_parts(self, queries: str | Sequence[str], docs: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def score_parts(self, queries: str | Sequence[str], docs: Sequence[str], batch_size: int = 32,
+                    show_progress: bool | None = False) -> np.ndarray:
         """``score``, taken apart: (P, 2) float32, the head's term and the warm start's (``parts``) for each pair.
 
         >>> model = CrossEncoder(max_length=64, cosine_scale=20.0)   # the head starts at 0: all from the cosine
@@ -198,7 +199,7 @@ class CrossEncoder(torch.nn.Module):
             return np.zeros((0, 2), dtype=np.float32)
         with eval_mode(self):
             return run_sorted(self.features(queries, docs), self.parts, self.tokenizer.pad_token_id, batch_size,
-                              False, self.device, desc="scoring pairs")
+                              show_progress, self.device, desc="scoring pairs")
 
 
 def small_cross_encoder(teacher: CrossEncoder, layers: int, max_length: int | None = None) -> CrossEncoder:

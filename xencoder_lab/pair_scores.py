@@ -14,8 +14,9 @@ after checking they belong to ``model`` (its weights' fingerprint); from then on
 ``Pipeline.run`` only score pairs the file does not hold. Nothing is taken on trust: ``check`` re-scores a
 seeded sample, a test runs it, and notebook 05 runs it in front of the reader.
 
-The file holds one row per pair: ``dataset``, ``split``, ``query_id``, ``doc_id`` (strings) and ``logit``
-(float32), plus ``meta`` (JSON: the model's fingerprint, ``max_length``, depth, command, hardware, seconds).
+The file holds one row per pair: ``dataset``, ``split``, ``query_id``, ``doc_id`` (strings), ``logit`` and its
+two terms ``head`` and ``warm`` (float32; a file made before the terms were kept holds ``logit`` only), plus
+``meta`` (JSON: the model's fingerprint, ``max_length``, ``cosine_weight``, depth, command, hardware, seconds).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 from . import checkpoints
 from .bm25 import BM25
 from .cache import store_rows
-from .cross_encoder import PAIR_CACHE, CrossEncoder, pair_cache_parts, pair_key, score_candidates
+from .cross_encoder import PAIR_CACHE, CrossEncoder, pair_cache_parts, pair_key
 from .data import Dataset, document_text, load_beir, split_validation
 from .models import model_fingerprint
 from .protocol import OUT_OF_DOMAIN
@@ -58,34 +59,41 @@ def make(
     datasets: dict | None = None,
     depth: int = DEPTH,
     show_progress=None,
-    cache_root=None,
 ) -> dict[str, np.ndarray]:
-    """Score (through the disk cache) the pairs of BM25's and ``bi_encoder``'s top ``depth`` for every query of
-    ``datasets`` (default ``course_datasets()``); return the file's arrays."""
+    """Score the pairs of BM25's and ``bi_encoder``'s top ``depth`` for every query of ``datasets`` (default
+    ``course_datasets()``), keeping each logit's two terms (``CrossEncoder.parts``); return the file's arrays:
+
+        logit = head + c * warm        head: w . h_[CLS] + b;  warm: a * cos(mean_q(h), mean_d(h))"""
     watch = Stopwatch()
     rows = []
     for (name, split), ds in (datasets or course_datasets()).items():
         bm25 = BM25([document_text(doc) for doc in ds.corpus.values()], list(ds.corpus))
         runs = [run_queries(bm25, ds, depth), dense_run(bi_encoder, ds, depth)]
-        scores = score_candidates(model, ds, runs, depth, show_progress=show_progress, cache_root=cache_root)
-        rows += [(name, split, q, d, logit) for q in sorted(scores) for d, logit in sorted(scores[q].items())]
+        pairs = sorted({(q, d) for run in runs for q in run for d in run[q][:depth]})
+        both = model.score_parts([ds.queries[q] for q, _ in pairs], [document_text(ds.corpus[d]) for _, d in pairs],
+                                 show_progress=show_progress)  # (P, 2)
+        rows += [(name, split, q, d, head, warm) for (q, d), (head, warm) in zip(pairs, both.tolist())]
     meta = {
-        "about": f"cross-encoder logits for BM25's and the bi-encoder's top {depth} (see xencoder_lab.pair_scores)",
+        "about": f"cross-encoder logits for BM25's and the bi-encoder's top {depth}, with their two terms "
+                 "(see xencoder_lab.pair_scores)",
         "command": "python -m xencoder_lab.pair_scores",
         "model": model_fingerprint(model),
         "max_length": model.max_length,
+        "cosine_weight": model.cosine_weight,
         "depth": depth,
         "pairs": len(rows),
         "seconds": round(watch.seconds),
-        "seconds_note": "wall time of this run; pairs already in the disk cache were read back, not scored",
         "hardware": checkpoints.hardware(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     columns = list(zip(*rows))
     names = ("dataset", "split", "query_id", "doc_id")
+    head, warm = (np.array(values, dtype=np.float32) for values in columns[4:])
     return {
         **{key: np.array(values, dtype=str) for key, values in zip(names, columns)},
-        "logit": np.array(columns[4], dtype=np.float32),
+        "logit": head + np.float32(model.cosine_weight) * warm,
+        "head": head,
+        "warm": warm,
         "meta": np.array(json.dumps(meta)),
     }
 

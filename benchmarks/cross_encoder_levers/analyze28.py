@@ -1,10 +1,14 @@
-"""Read eval28.py's pair terms (one or more models) and print, per column and first stage, nDCG@10 at depths 10,
-20, 50, 100 for each model's logit (and its parts), bare titles in CACM's top 10, paired intervals at depth 100.
+"""Read a model's pair terms and print, per column and first stage, nDCG@10 at depths 10, 20, 50, 100 for its logit
+(or one of its parts), bare titles in CACM's top 10, paired intervals at depth 100.
 
-usage: analyze28.py NAME=OUT.npz[:term] ...   term: full (head + warm, default), head, warm, or debiased: the full
-logit minus a label-free length prior (the mean full logit of the column's pairs whose document has about as many
-words, bins of a half power of 2), which asks how much of a collapse is the length bias; NAME=shipped: the
-committed model's shipped logits (pairs.npz)."""
+usage: analyze28.py NAME=FILE[:term] ...
+FILE: eval28.py's OUT.npz, a pair-score file with both terms (``python -m xencoder_lab.pair_scores``'s, e.g.
+every-length/pairs.npz; its SciFact test pairs give the columns all and unseen, its CACM pairs CACM), or
+``shipped``: the committed model's logits (data/checkpoints/cross-encoder/pairs.npz, the logit only).
+term: full (head + warm, default), head, warm; debiased: the full logit minus a label-free length prior, the mean
+full logit of the column's own pairs whose document has about as many words (bins of a half power of 2), which
+asks how much of a collapse is the length bias; prior-val: the same prior fitted on the file's validation claims'
+pairs only (a pair-score file's ``train-validation`` split: what a model could ship with)."""
 import json
 import sys
 
@@ -21,33 +25,67 @@ from xencoder_lab.retrieval import dense_run, run_queries
 test, train = load_beir("scifact", "test"), load_beir("scifact", "train")
 columns = protocol.columns(test, train)
 tuned = load_bi_encoder()
+
+
+def length_bins(docs, corpus):
+    words = np.array([len(document_text(corpus[d]).split()) for d in docs])
+    return np.floor(2 * np.log2(words + 1)).astype(int)
+
+
+def prior_of(logits, bins):
+    # {bin: mean logit}; a bin the pairs lack takes the nearest one's mean
+    means = {b: float(logits[bins == b].mean()) for b in set(bins.tolist())}
+    return lambda b: means[min(means, key=lambda known: (abs(known - b), known))]
+
+
+def column_terms(path):
+    """{column: (query ids, doc ids, (P, 2) terms)} of an eval28 file or a pair-score file with both terms; plus the
+    validation pairs' (doc ids, terms) of a pair-score file (else None)."""
+    z = np.load(path)
+    if "query_id" not in z.files:  # eval28.py's file
+        found = [col for col in columns if col + "_q" in z.files]
+        return {col: (z[col + "_q"], z[col + "_d"], z[col + "_parts"]) for col in found}, None
+    if "head" not in z.files:
+        raise SystemExit(f"{path} holds the logit only: make it with both terms (python -m xencoder_lab.pair_scores)")
+    both = np.stack([z["head"], z["warm"]], axis=1)  # (P, 2)
+    out = {}
+    for col, ds in columns.items():
+        dataset = "cacm" if col == "CACM" else "scifact"
+        keep = (z["dataset"] == dataset) & (z["split"] == "test") & np.isin(z["query_id"], list(ds.queries))
+        out[col] = (z["query_id"][keep], z["doc_id"][keep], both[keep])
+    held = z["split"] == "train-validation"
+    return out, (z["doc_id"][held], both[held])
+
+
 systems = {}
 for arg in sys.argv[1:]:
     name, spec = arg.split("=", 1)
     path, _, term = spec.partition(":")
     term = term or "full"
-    scores = {}
+    scores = {}  # {column: {query id: {doc id: value}}}
     if path == "shipped":
         z = np.load("data/checkpoints/cross-encoder/pairs.npz")
-        keep = z["split"] == "test"
-        for q, d, v in zip(z["query_id"][keep], z["doc_id"][keep], z["logit"][keep]):
-            scores.setdefault(q, {})[d] = float(v)
+        for col in columns:
+            keep = (z["dataset"] == ("cacm" if col == "CACM" else "scifact")) & (z["split"] == "test")
+            for q, d, v in zip(z["query_id"][keep], z["doc_id"][keep], z["logit"][keep]):
+                scores.setdefault(col, {}).setdefault(q, {})[d] = float(v)
     else:
-        z = np.load(path)
-        for col in ("CACM", "unseen", "all"):
-            if col + "_q" not in z.files:
-                continue
-            parts = z[col + "_parts"]
-            if term == "debiased":
-                corpus = columns[col].corpus
-                words = np.array([len(document_text(corpus[d]).split()) for d in z[col + "_d"]])
-                bins = np.floor(2 * np.log2(words + 1)).astype(int)
-                prior = {b: parts.sum(1)[bins == b].mean() for b in set(bins.tolist())}
-                value = parts.sum(1) - np.array([prior[b] for b in bins])
+        by_column, validation = column_terms(path)
+        if term == "prior-val":
+            if validation is None:
+                raise SystemExit("prior-val needs a pair-score file (its validation claims' pairs)")
+            v_docs, v_parts = validation
+            prior = prior_of(v_parts.sum(1), length_bins(v_docs, train.corpus))
+        for col, (qs, ds_, parts) in by_column.items():
+            full = parts.sum(1)
+            if term in ("debiased", "prior-val"):
+                bins = length_bins(ds_, columns[col].corpus)
+                own = prior if term == "prior-val" else prior_of(full, bins)
+                value = full - np.array([own(b) for b in bins])
             else:
-                value = {"full": parts.sum(1), "head": parts[:, 0], "warm": parts[:, 1]}[term]
-            for q, d, v in zip(z[col + "_q"], z[col + "_d"], value):
-                scores.setdefault(q, {})[d] = float(v)
+                value = {"full": full, "head": parts[:, 0], "warm": parts[:, 1]}[term]
+            for q, d, v in zip(qs, ds_, value):
+                scores.setdefault(col, {}).setdefault(q, {})[d] = float(v)
     systems[name] = scores
 
 out = {}
@@ -63,7 +101,8 @@ for col, ds in columns.items():
         if col == "CACM":
             line += f" bare/q {np.mean([len(set(first[q][:10]) & bare) for q in ds.queries]):.2f}"
         print(line)
-        for name, scores in systems.items():
+        for name, by_column in systems.items():
+            scores = by_column.get(col, {})
             if not all(d in scores.get(q, {}) for q in ds.queries for d in first[q][:100]):
                 print(f"    {name:24} (pairs missing)")
                 continue
