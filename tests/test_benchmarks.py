@@ -4,8 +4,11 @@ cross-encoder's lever study keeps still gives what it recorded."""
 import importlib.util
 from pathlib import Path
 
-from xencoder_lab import checkpoints
+import pytest
+
+from xencoder_lab import checkpoints, pair_scores
 from xencoder_lab.course_models import load_cross_encoder
+from xencoder_lab.data import DatasetNotFoundError
 from xencoder_lab.settings import CROSS_ENCODER_EVERY_LENGTH
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -66,10 +69,16 @@ SECOND_STAGE = BENCHMARKS / "cross_encoder_levers" / "every-length"
 
 def test_the_kept_second_stage_still_gives_its_outputs(scifact_test):
     """The cross-encoder's second stage, kept beside its lever study until it replaces the course checkpoint: the
-    recipe's current settings run on the committed first stage, and its weights still give what its manifest
-    recorded."""
+    recipe's current settings run on the committed first stage, and its weights and pair scores still give what its
+    manifest and file recorded."""
     manifest = checkpoints.read_manifest(SECOND_STAGE)
     assert manifest["settings"] == CROSS_ENCODER_EVERY_LENGTH.asdict()
     assert manifest["init"] == checkpoints.weights_digest(checkpoints.CHECKPOINTS / "cross-encoder")
     model = load_cross_encoder(SECOND_STAGE, device="cpu")
     assert checkpoints.close_enough(manifest["probe"], checkpoints.probe_outputs(model))
+    try:
+        datasets = pair_scores.course_datasets()
+    except DatasetNotFoundError as err:
+        pytest.skip(f"CACM or SciFact train not available offline: {err}")
+    result = pair_scores.check(model, n=16, seed=2, path=SECOND_STAGE / "pairs.npz", datasets=datasets)
+    assert result["largest difference"] < 1e-3, result
