@@ -25,8 +25,9 @@ def test_made_installed_and_served_without_scoring(tmp_path, toy_sets, toy, warm
     path = pair_scores.save(arrays, tmp_path / "pairs.npz")
     meta, stored = pair_scores.load(path)
     assert meta["pairs"] == len(stored["logit"]) >= 3 * len(toy.queries)   # two first stages' top 3, merged
-    np.testing.assert_allclose(stored["logit"], stored["head"] + stored["warm"], rtol=0, atol=1e-6)
     assert np.abs(stored["head"]).max() > 0 and np.abs(stored["warm"]).max() > 0   # both terms kept, neither zero
+    every = pair_scores.check(warm, n=meta["pairs"], path=path, datasets=toy_sets)   # the model's own logit, re-scored
+    assert every["largest difference"] < 1e-4, every                                  # equals the two terms' sum
 
     cache = tmp_path / "learner"
     assert pair_scores.install(warm, path, toy_sets, cache_root=cache)["new to the cache"] == meta["pairs"]
