@@ -3,9 +3,10 @@
     python benchmarks/rerank.py                      # 10 SciFact claims x 30 abstracts = 300 pairs, 3 rounds
     python benchmarks/rerank.py --queries 20 --docs 50 --rounds 5
     python benchmarks/rerank.py --onnx               # also ours in ONNX Runtime, float32 and int8 (notebook 06)
+    python benchmarks/rerank.py --model small-cross-encoder --docs 100 --onnx   # the student, 100 pairs a claim
 
-Ours is the course checkpoint (``course_models.load_cross_encoder``) scored with ``CrossEncoder.score``. Theirs is
-``sentence_transformers.CrossEncoder.predict`` on the same weights: the checkpoint exported to a temporary
+Ours is a course checkpoint (``course_models.load_cross_encoder``, ``--model``) scored with ``CrossEncoder.score``.
+Theirs is ``sentence_transformers.CrossEncoder.predict`` on the same weights: the checkpoint exported to a temporary
 folder with ``export.to_sentence_transformers`` and loaded from it, i.e. sentence-transformers' own
 ``Transformer`` module (a plain ``BertModel`` with the checkpoint's encoder weights) followed by
 ``export.HeadAndCosine``, a small module holding the checkpoint's head and scale. No stock sentence-transformers
@@ -65,10 +66,11 @@ def main(argv=None):
     parser.add_argument("--docs", type=int, default=30, help="abstracts per claim, sampled at random")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's (256)")
+    parser.add_argument("--max-length", type=int, default=None, help="default: the checkpoint's")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--onnx", action="store_true", help="also ours in ONNX Runtime, float32 and int8 (notebook 06)")
+    parser.add_argument("--model", choices=("cross-encoder", "small-cross-encoder"), default="cross-encoder")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -80,7 +82,7 @@ def main(argv=None):
         for query in list(ds.queries.values())[: args.queries]
         for i in rng.choice(len(texts), size=args.docs, replace=False)
     ]
-    ours = load_cross_encoder(device="cpu")
+    ours = load_cross_encoder(args.model, device="cpu")
     if args.max_length:
         ours.max_length = args.max_length
     features = ours.features([q for q, _ in pairs], [d for _, d in pairs])
@@ -113,7 +115,8 @@ def main(argv=None):
     diff = float(np.abs(logits["xencoder_lab"] - logits["sentence-transformers"]).max())
     assert diff <= TOLERANCE, f"the logits differ (max abs difference {diff:.2e}): the comparison is void"
     ratio = statistics.median(a / b for a, b in zip(rates["xencoder_lab"], rates["sentence-transformers"]))
-    print(f"\n{len(pairs)} pairs ({args.queries} claims x {args.docs} abstracts), max_length {ours.max_length}, "
+    print(f"\n{args.model}: {len(pairs)} pairs ({args.queries} claims x {args.docs} abstracts), "
+          f"max_length {ours.max_length}, "
           f"batch {args.batch_size}, {args.threads} threads, {args.rounds} rounds; "
           f"max abs difference between the two logits {diff:.2e}")
     for name in systems:

@@ -13,7 +13,7 @@ from xencoder_lab.colbert import ColBERT
 from xencoder_lab.poly_encoder import PolyEncoder
 from xencoder_lab.training import freeze_lower_layers
 
-COMMITTED = sorted(p for p in checkpoints.CHECKPOINTS.glob("*") if (p / "manifest.json").exists())
+COMMITTED = sorted(p for p in checkpoints.CHECKPOINTS.glob("*") if (p / "weights.safetensors").exists())
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,13 @@ def test_never_overwrites_silently(model, tmp_path):
     folder = checkpoints.save_checkpoint(model.query_tower, names, {"v": 1}, tmp_path / "ckpt")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         checkpoints.save_checkpoint(model.query_tower, names, {"v": 2}, folder)
+    (folder / "variants.json").write_text('{"runs": []}')   # recorded runs stay with the recipe's checkpoint
+    (folder / "pairs.npz").write_bytes(b"made from the old weights")   # ... what the old weights made does not
     checkpoints.save_checkpoint(model.query_tower, names, {"v": 2}, folder, overwrite=True)
     assert checkpoints.read_manifest(folder) == {"v": 2}
     assert checkpoints.read_manifest(tmp_path / "ckpt.previous") == {"v": 1}
+    assert (folder / "variants.json").read_text() == (tmp_path / "ckpt.previous" / "variants.json").read_text()
+    assert not (folder / "pairs.npz").exists() and (tmp_path / "ckpt.previous" / "pairs.npz").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "ckpt.previous"]  # no temporary left
     with pytest.raises(FileExistsError, match="nothing a user saved is overwritten"):
         save_model(model, folder)
@@ -95,6 +99,20 @@ def test_committed_checkpoint_is_not_stale(folder):
     manifest = recipes.verify(folder.name)  # settings, outputs on the probe inputs, first training losses
     assert manifest["recipe"] == folder.name
     assert (folder / "weights.safetensors").stat().st_size <= checkpoints.MAX_BYTES
+
+
+def test_the_cross_encoders_first_stage_is_its_recipe_and_the_second_starts_from_it():
+    """The first stage keeps its manifest, not its weights (one cross-encoder fits the budget): its settings and
+    training losses are today's recipe's, and the second stage's manifest names the weights it started from."""
+    folder = checkpoints.CHECKPOINTS / "cross-encoder-first-stage"
+    first = checkpoints.read_manifest(folder)
+    assert first["settings"] == recipes.RECIPES["cross-encoder-first-stage"]["settings"].asdict()
+    probe = recipes.RECIPES["cross-encoder-first-stage"]["training_probe"]
+    assert checkpoints.close_enough(first["training_probe"], probe())
+    assert not (folder / "weights.safetensors").exists() and folder not in COMMITTED
+    second = checkpoints.read_manifest(checkpoints.CHECKPOINTS / "cross-encoder")
+    assert second["settings"]["init"] == folder.name and len(second["init"]) == 16
+    assert second["training_probe"] != first["training_probe"]  # the second stage's learning rates, same start
 
 
 def test_committed_checkpoints_fit_the_budget():
@@ -163,8 +181,12 @@ def test_committed_query_towers_leave_the_documents_zero_shot(model, name):
     assert np.abs(tuned.encode_queries(docs) - model.encode_queries(docs)).max() > 1e-3
 
 
-@pytest.mark.parametrize(
-    "folder", [p for p in COMMITTED if "init" in checkpoints.read_manifest(p)], ids=lambda p: p.name
+ON_TOP = [p for p in COMMITTED if "init" in checkpoints.read_manifest(p)]
+
+
+@pytest.mark.parametrize(  # the cross-encoder's base, its first stage, is in the repository's history only (its
+    # digest is checked there: test_pair_scores.test_the_first_stages_terms_are_its_model_restored_from_history)
+    "folder", [p for p in ON_TOP if p.name != "cross-encoder"], ids=lambda p: p.name
 )
 def test_checkpoint_trained_on_top_of_another_still_matches_it(folder):
     manifest = checkpoints.read_manifest(folder)
@@ -177,3 +199,9 @@ def test_checkpoint_trained_on_top_of_another_still_matches_it(folder):
 def test_verify_as_a_command(capsys):
     recipes.main(["bi-encoder", "--verify"])
     assert "reproduces its settings, outputs and training losses" in capsys.readouterr().out
+
+
+def test_the_second_stage_runs_its_own_steps(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        recipes.main(["cross-encoder", "--steps", "3", "--out", str(tmp_path / "ce")])
+    assert "every_length.py" in capsys.readouterr().err and not (tmp_path / "ce").exists()

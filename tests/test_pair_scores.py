@@ -1,15 +1,16 @@
 """The shipped cross-encoder logits: made by the course's own scoring, served from the cache, and verified."""
 
 import copy
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from xencoder_lab import checkpoints, pair_scores
+from xencoder_lab import checkpoints, pair_scores, recipe_training
 from xencoder_lab.course_models import load_cross_encoder
 from xencoder_lab.cross_encoder import score_candidates
-from xencoder_lab.data import DatasetNotFoundError
+from xencoder_lab.data import DatasetNotFoundError, load_beir
 
 
 @pytest.fixture()
@@ -28,6 +29,15 @@ def test_made_installed_and_served_without_scoring(tmp_path, toy_sets, toy, warm
     assert np.abs(stored["head"]).max() > 0 and np.abs(stored["warm"]).max() > 0   # both terms kept, neither zero
     every = pair_scores.check(warm, n=meta["pairs"], path=path, datasets=toy_sets)   # the model's own logit, re-scored
     assert every["largest difference"] < 1e-4, every                                  # equals the two terms' sum
+    head, cosine = (pair_scores.terms(path, toy.name, toy.split, t) for t in ("head", "warm"))
+    logit = pair_scores.terms(path, toy.name, toy.split)
+    assert set(logit) == set(toy.queries) and sum(map(len, logit.values())) == meta["pairs"]
+    q, d = stored["query_id"][0], stored["doc_id"][0]
+    assert logit[q][d] == pytest.approx(head[q][d] + warm.cosine_weight * cosine[q][d], abs=1e-5)
+    with pytest.raises(ValueError, match="no 'score' term .*holds dataset, split"):
+        pair_scores.terms(path, toy.name, toy.split, "score")
+    with pytest.raises(ValueError, match="no pairs of cacm test"):
+        pair_scores.terms(path, "cacm", "test")
 
     cache = tmp_path / "learner"
     assert pair_scores.install(warm, path, toy_sets, cache_root=cache)["new to the cache"] == meta["pairs"]
@@ -91,3 +101,30 @@ def test_the_command_puts_each_models_file_beside_its_checkpoint(tmp_path):
     assert default.out == pair_scores.PATH
     with pytest.raises(SystemExit):
         checkpoints.artifact_arguments(["--model", "bi-encoder"], "", pair_scores.PATH, "", pair_scores.MODELS)
+
+
+def test_the_first_stages_terms_are_its_model_restored_from_history(tmp_path):
+    """Notebook 05's "before": the first stage's CACM terms, shipped without its weights. Where the clone holds the
+    repository's history, the weights the second stage started from are restored from it (as the recipe's error
+    says), give the first stage's recorded outputs, and re-score a sample of the file."""
+    source = f"{recipe_training.FIRST_STAGE_COMMIT}:data/checkpoints/cross-encoder/weights.safetensors"
+    try:
+        weights = subprocess.run(["git", "show", source], capture_output=True, check=True,
+                                 cwd=checkpoints.CHECKPOINTS).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        pytest.skip(f"the repository's history is not here (a shallow clone or an installed copy): {err}")
+    first = checkpoints.CHECKPOINTS / "cross-encoder-first-stage"
+    folder = tmp_path / first.name
+    folder.mkdir()
+    (folder / "weights.safetensors").write_bytes(weights)
+    (folder / "manifest.json").write_bytes((first / "manifest.json").read_bytes())
+    second = checkpoints.read_manifest(checkpoints.CHECKPOINTS / "cross-encoder")
+    assert checkpoints.weights_digest(folder) == second["init"]
+    model = load_cross_encoder(folder, device="cpu")
+    assert checkpoints.close_enough(checkpoints.read_manifest(first)["probe"], checkpoints.probe_outputs(model))
+    try:
+        datasets = {("cacm", "test"): load_beir("cacm", "test")}
+    except DatasetNotFoundError as err:
+        pytest.skip(f"CACM not available offline: {err}")
+    result = pair_scores.check(model, n=8, seed=3, path=first / "pairs.npz", datasets=datasets)
+    assert result["largest difference"] < 1e-3, result

@@ -10,7 +10,7 @@ from xencoder_lab.bi_encoder import BiEncoder
 from xencoder_lab.course_models import load_bi_encoder
 from xencoder_lab.data import document_text, load_beir
 from xencoder_lab.protocol import relevant_documents
-from xencoder_lab.settings import CROSS_ENCODER, CROSS_ENCODER_EVERY_LENGTH, QUERY_TOWER, SETTINGS
+from xencoder_lab.settings import CROSS_ENCODER, CROSS_ENCODER_FIRST_STAGE, QUERY_TOWER, SETTINGS
 
 PINNED = [name for name in SETTINGS
           if json.loads((checkpoints.CHECKPOINTS / name / "manifest.json").read_text()).get("data_probe")]
@@ -54,7 +54,7 @@ def test_validation_by_document_holds_out_whole_answers(shipped_embeddings):
 def test_every_length_groups_cut_documents_to_every_length(shipped_embeddings):
     """The second stage's claim groups are the first's, with some negatives cut to a bare title or a title and
     first sentence, and a share of the positives cut; then label-free groups, titles -> texts and MedQuAD's."""
-    s = CROSS_ENCODER_EVERY_LENGTH
+    s = CROSS_ENCODER
     groups, validation = recipe_data.every_length_groups(load_bi_encoder(), s)
     first, _ = recipe_data.cross_encoder_groups(load_bi_encoder(), CROSS_ENCODER)
     claims, titles = groups[:len(first)], groups[len(first):-s.medquad_queries]
@@ -81,9 +81,16 @@ def test_medquad_groups_take_negatives_from_other_documents():
         recipe_data.medquad_groups(1, 250, seed=0)
 
 
-def test_the_second_stage_starts_from_the_committed_cross_encoder():
-    model = recipe_training.cross_encoder_start(CROSS_ENCODER_EVERY_LENGTH)
+def test_the_second_stage_starts_from_its_init_checkpoint_or_says_how_to_get_it(tmp_path, monkeypatch):
+    """The second stage loads its whole ``init`` model (here the committed cross-encoder stands in for the first
+    stage, whose weights are not committed); the first stage starts a new head over the bi-encoder; a missing init
+    says how to train or restore it."""
     committed = checkpoints.read_manifest(checkpoints.CHECKPOINTS / "cross-encoder")["probe"]
+    model = recipe_training.cross_encoder_start(CROSS_ENCODER.replace(init="cross-encoder"))
     assert checkpoints.close_enough(committed, checkpoints.probe_outputs(model))
-    fresh = recipe_training.cross_encoder_start(CROSS_ENCODER)  # the first stage: a new head over the bi-encoder
+    fresh = recipe_training.cross_encoder_start(CROSS_ENCODER_FIRST_STAGE)
     assert not checkpoints.close_enough(committed, checkpoints.probe_outputs(fresh))
+    monkeypatch.setattr(checkpoints, "CHECKPOINTS", tmp_path)
+    missing = "no weights.*recipes cross-encoder-first-stage.*git show [0-9a-f]{40}:"
+    with pytest.raises(FileNotFoundError, match=missing):
+        recipe_training.cross_encoder_start(CROSS_ENCODER)

@@ -116,7 +116,9 @@ def save_checkpoint(
     """Store the parameters ``names`` of ``module`` in fp16 and ``manifest`` in ``folder``.
 
     The folder is written in full under a temporary name and then renamed, so it is never half-written.
-    An existing checkpoint is kept unless ``overwrite=True``; then it is moved to ``<folder>.previous``.
+    An existing checkpoint is kept unless ``overwrite=True``; then it is moved to ``<folder>.previous``, and its
+    ``variants.json`` (the recorded runs of the recipe, ``recipes --record``) is copied into the new folder: those
+    runs did not come from the old weights. Files made from the old weights (``pairs.npz``) stay behind.
     """
     folder = Path(folder)
     if folder.exists() and not overwrite:
@@ -132,6 +134,8 @@ def save_checkpoint(
     with atomic_folder(folder, keep_previous=True) as tmp:
         save_file(tensors, str(tmp / "weights.safetensors"))
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        if (folder / "variants.json").exists():
+            (tmp / "variants.json").write_bytes((folder / "variants.json").read_bytes())
     return folder
 
 

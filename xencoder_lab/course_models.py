@@ -27,7 +27,7 @@ from .colbert import ColBERT
 from .cross_encoder import CrossEncoder, small_cross_encoder
 from .models import add_lora
 from .poly_encoder import PolyEncoder
-from .settings import CROSS_ENCODER, CROSS_ENCODERS, SETTINGS, ColBERTRecipe, PolyEncoderRecipe
+from .settings import CROSS_ENCODER, CROSS_ENCODERS, SETTINGS, ColBERTRecipe, PolyEncoderRecipe, Recipe
 
 
 class StaleCheckpointError(RuntimeError):
@@ -151,7 +151,7 @@ def load(name: str, folder: str | Path | None = None, device=None):
 
 
 def verify(name: str, folder: str | Path | None = None,
-           training_probe: Callable[[], list[float]] | None = None) -> dict:
+           training_probe: Callable[[], list[float]] | None = None, settings: Recipe | None = None) -> dict:
     """Check the checkpoint of recipe ``name`` against the current code.
 
     Args:
@@ -159,6 +159,7 @@ def verify(name: str, folder: str | Path | None = None,
         folder: the checkpoint folder (default ``data/checkpoints/<name>``).
         training_probe: the recipe's training probe (``recipes.RECIPES[name]["training_probe"]``); when given,
             the first losses of the training loop on the toy set must match the manifest's too.
+        settings: the recipe's settings, for a recipe outside ``SETTINGS`` (the cross-encoder's first stage).
 
     Returns:
         the checkpoint's manifest.
@@ -171,11 +172,11 @@ def verify(name: str, folder: str | Path | None = None,
     manifest = checkpoints.read_manifest(folder)
     fix = f"retrain it with `python -m xencoder_lab.recipes {name} --overwrite` (see the README)"
     problems = []
-    stored, own = manifest["settings"], SETTINGS[name].asdict()
+    stored, own = manifest["settings"], (settings or SETTINGS[name]).asdict()
     if stored != own:
         changed = sorted(k for k in {**stored, **own} if stored.get(k) != own.get(k))
         problems.append(f"the recipe's settings changed ({', '.join(changed)})")
-    model = load(name, folder, device="cpu")
+    model = load_cross_encoder(folder, device="cpu") if name not in SETTINGS else load(name, folder, device="cpu")
     if "probe" not in manifest or "training_probe" not in manifest:
         problems.append("its manifest holds no probes (a run that did not finish?)")
     else:

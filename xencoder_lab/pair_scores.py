@@ -108,6 +108,28 @@ def load(path: str | Path = PATH) -> tuple[dict, dict[str, np.ndarray]]:
     return checkpoints.load_arrays(path, "python -m xencoder_lab.pair_scores")
 
 
+def terms(path: str | Path = PATH, dataset: str = "cacm", split: str = "test",
+          term: str = "logit") -> dict[str, dict[str, float]]:
+    """One term of a file's logits for one dataset's split, shaped as ``score_candidates`` returns logits:
+    ``{query id: {doc id: value}}``. ``term``: ``"logit"``, its ``"head"`` (w . h_[CLS] + b) or ``"warm"`` (the
+    cosine term before its weight c: logit = head + c * warm).
+
+    Raises:
+        ValueError: the file holds no such term (made before the terms were kept) or no pairs of that split.
+    """
+    meta, arrays = load(path)
+    if term not in arrays or term == "meta":
+        raise ValueError(f"{path} holds no {term!r} term (it holds {', '.join(k for k in arrays if k != 'meta')}): "
+                         "make it again with `python -m xencoder_lab.pair_scores --overwrite`.")
+    rows = np.flatnonzero((arrays["dataset"] == dataset) & (arrays["split"] == split))
+    if not len(rows):
+        raise ValueError(f"{path} holds no pairs of {dataset} {split}.")
+    out: dict[str, dict[str, float]] = {}
+    for q, d, v in zip(arrays["query_id"][rows].tolist(), arrays["doc_id"][rows].tolist(), arrays[term][rows].tolist()):
+        out.setdefault(q, {})[d] = v
+    return out
+
+
 def _belongs_to(meta: dict, model: CrossEncoder, path: Path) -> None:
     if meta["model"] != model_fingerprint(model) or meta["max_length"] != model.max_length:
         raise ValueError(

@@ -29,7 +29,7 @@ from .settings import (
     BI_ENCODER,
     COLBERT,
     CROSS_ENCODER,
-    CROSS_ENCODERS,
+    CROSS_ENCODER_FIRST_STAGE,
     DISTILLED_BI_ENCODER,
     POLY_ENCODER,
     QUERY_TOWER,
@@ -38,6 +38,7 @@ from .settings import (
     ColBERTRecipe,
     CrossEncoderRecipe,
     DistilledBiEncoderRecipe,
+    EveryLengthRecipe,
     PairRecipe,
     PolyEncoderRecipe,
     QueryTowerRecipe,
@@ -51,6 +52,8 @@ from .training import (
     train_query_tower,
     training_pairs,
 )
+
+FIRST_STAGE_COMMIT = "fb61a29d3c116175fbe2550129fdfd7bf6aa0ff4"  # its data/checkpoints/cross-encoder: the first stage
 
 
 def _loop(settings: Recipe, steps: int | None, log_every: int = 4, evaluate=None, on_evaluate=None) -> dict:
@@ -151,13 +154,25 @@ def _best_query_tower(model: BiEncoder, trainable: list[str], validation):
 
 
 def cross_encoder_start(settings: CrossEncoderRecipe) -> CrossEncoder:
-    """The model a cross-encoder recipe starts from: the whole ``init`` checkpoint when it is a cross-encoder
-    (the second stage, ``EveryLengthRecipe``), else a new ``CrossEncoder`` (a fresh ``[CLS]`` head, the warm-start
-    scale at ``cosine_scale``) whose encoder has the ``init`` bi-encoder's weights."""
-    if settings.init in CROSS_ENCODERS:
-        return load_cross_encoder(checkpoints.CHECKPOINTS / settings.init)
+    """The model a cross-encoder recipe starts from: for the second stage (``EveryLengthRecipe``) the whole
+    ``init`` checkpoint (encoder, ``[CLS]`` head and warm-start scale), else a new ``CrossEncoder`` (a fresh head,
+    the warm-start scale at ``cosine_scale``) whose encoder has the ``init`` bi-encoder's weights.
+
+    Raises:
+        FileNotFoundError: the second stage's ``init`` checkpoint is missing, saying how to make or restore it.
+    """
+    folder = checkpoints.CHECKPOINTS / settings.init
+    if isinstance(settings, EveryLengthRecipe):
+        if not (folder / "weights.safetensors").exists():
+            raise FileNotFoundError(
+                f"the second stage starts from {folder}, which holds no weights: train the first stage with "
+                f"`python -m xencoder_lab.recipes {settings.init}` (about 5 minutes on a GPU, hours on a CPU), or "
+                f"restore the weights it was trained from, kept in this repository's history: `git show "
+                f"{FIRST_STAGE_COMMIT}:data/checkpoints/cross-encoder/weights.safetensors > "
+                f"{folder / 'weights.safetensors'}` (the manifest's `init` is their digest).")
+        return load_cross_encoder(folder)
     model = CrossEncoder(max_length=settings.max_length, cosine_scale=settings.cosine_scale)
-    checkpoints.load_weights(model.encoder, checkpoints.CHECKPOINTS / settings.init)
+    checkpoints.load_weights(model.encoder, folder)
     return model
 
 
@@ -291,10 +306,11 @@ def _toy_pairs_probe(model, settings: PairRecipe, steps: int, param_groups=None)
 
 
 def cross_encoder_training_probe(settings: CrossEncoderRecipe = CROSS_ENCODER, steps: int = 3) -> list[float]:
-    """The first ``steps`` losses of the recipe's training on the toy set: the recipe's starting weights,
-    frozen layers, loss and learning rates, 2 groups a step of 1 positive and 3 other toy documents."""
+    """The first ``steps`` losses of the recipe's training on the toy set: its frozen layers, loss and learning
+    rates, 2 groups a step of 1 positive and 3 other toy documents, from the first stage's starting weights (the
+    bi-encoder's encoder and a new head), which are committed, also for the second stage."""
     torch.manual_seed(settings.seed)
-    model = cross_encoder_start(settings)
+    model = cross_encoder_start(CROSS_ENCODER_FIRST_STAGE if isinstance(settings, EveryLengthRecipe) else settings)
     freeze_lower_layers(model.encoder, settings.train_top_layers)
     groups = _toy_groups(negatives=3)
     log = train_groups(

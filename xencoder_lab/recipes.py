@@ -1,7 +1,8 @@
 """Named recipes for the course checkpoints: one command trains each, with the code the notebooks show.
 
     python -m xencoder_lab.recipes bi-encoder              # writes data/checkpoints/bi-encoder/
-    python -m xencoder_lab.recipes cross-encoder           # starts from the bi-encoder checkpoint
+    python -m xencoder_lab.recipes cross-encoder-first-stage   # a new head over the bi-encoder (a GPU's job)
+    python -m xencoder_lab.recipes cross-encoder           # trains on from the first stage, on a CPU
     python -m xencoder_lab.recipes query-tower             # the query tower alone, the documents frozen
     python -m xencoder_lab.recipes small-cross-encoder     # 2 layers, 128 tokens, distilled from the cross-encoder
     python -m xencoder_lab.recipes distilled-bi-encoder    # a query tower taught by the cross-encoder (KL)
@@ -47,6 +48,7 @@ from .cross_encoder import rerank, score_candidates
 from .data import load_beir
 from .recipe_training import (
     TRAINING_PROBES,
+    cross_encoder_training_probe,
     train_bi_encoder_recipe,
     train_colbert_recipe,
     train_cross_encoder_recipe,
@@ -56,9 +58,12 @@ from .recipe_training import (
     train_small_cross_encoder_recipe,
 )
 from .retrieval import dense_run
-from .settings import CROSS_ENCODER, SETTINGS, SMALL_CROSS_ENCODER, Recipe
+from .settings import CROSS_ENCODER_FIRST_STAGE, SETTINGS, SMALL_CROSS_ENCODER, EveryLengthRecipe, Recipe
 
 RECIPES = {name: {"settings": SETTINGS[name], "training_probe": probe} for name, probe in TRAINING_PROBES.items()}
+RECIPES["cross-encoder-first-stage"] = {  # its manifest is committed, not its weights (``settings.EveryLengthRecipe``)
+    "settings": CROSS_ENCODER_FIRST_STAGE,
+    "training_probe": lambda: cross_encoder_training_probe(CROSS_ENCODER_FIRST_STAGE)}
 
 
 def verify(name: str, folder: str | Path | None = None, training: bool = True) -> dict:
@@ -77,7 +82,8 @@ def verify(name: str, folder: str | Path | None = None, training: bool = True) -
         StaleCheckpointError: the current code or settings would not make the checkpoint again.
         FileNotFoundError: there is no checkpoint in the folder.
     """
-    return course_models.verify(name, folder, RECIPES[name]["training_probe"] if training else None)
+    return course_models.verify(name, folder, RECIPES[name]["training_probe"] if training else None,
+                                RECIPES[name]["settings"])
 
 
 def _manifest(name: str, steps: int | None, trained: Recipe | None = None, **extra) -> dict:
@@ -160,36 +166,37 @@ def _record(name: str, settings: Recipe, manifest: dict, overwrite: bool) -> dic
     return run
 
 
-def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
-    """Train, keeping the best model by validation nDCG@10 on disk as it goes (``"complete": false`` until
-    the end), then measure the kept model on SciFact test."""
+def _cross_encoder_first_stage(args, out: Path, training_probe: list[float]) -> dict:
+    """Train the first stage, keeping the best model by validation nDCG@10 on disk as it goes (``"complete":
+    false`` until the end), then measure the kept model on SciFact test."""
+    name, settings = "cross-encoder-first-stage", CROSS_ENCODER_FIRST_STAGE
     start, best = time.perf_counter(), {"value": -1.0, "step": 0}
-    init = checkpoints.weights_digest(checkpoints.CHECKPOINTS / CROSS_ENCODER.init)
+    init = checkpoints.weights_digest(checkpoints.CHECKPOINTS / settings.init)
 
     def keep_best(model, step, value, log):
         if value > best["value"]:
             best.update(value=value, step=step)
             trainable = [n for n, p in model.named_parameters() if p.requires_grad]
             manifest = _manifest(
-                "cross-encoder", args.steps, complete=False, best_step=step, log=log, init=init,
+                name, args.steps, complete=False, best_step=step, log=log, init=init,
                 training_probe=training_probe,
                 train_seconds=round(time.perf_counter() - start), stored="encoder top layers, head, scale; fp16",
             )
             checkpoints.save_checkpoint(model, trainable, manifest, out, overwrite=True)
 
-    _, _, log = train_cross_encoder_recipe(steps=args.steps, on_evaluate=keep_best)
+    _, _, log = train_cross_encoder_recipe(settings, steps=args.steps, on_evaluate=keep_best)
     manifest = checkpoints.read_manifest(out)
     model = load_cross_encoder(out)
     bi = load_bi_encoder()
-    test = load_beir(CROSS_ENCODER.dataset, "test")
+    test = load_beir(settings.dataset, "test")
     first = dense_run(bi, test)
-    depth = CROSS_ENCODER.rerank_depth
+    depth = settings.rerank_depth
     scores = score_candidates(model, test, [first], depth)
     manifest.update(
         complete=True,
         log=log,
         probe=checkpoints.probe_outputs(model),
-        data_probe=recipe_data.data_digest("cross-encoder"),
+        data_probe=recipe_data.data_digest(name, settings),
         total_seconds=round(time.perf_counter() - start),
         metrics={
             "validation ndcg@10 (best)": best["value"],
@@ -199,6 +206,43 @@ def _cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
         },
     )
     checkpoints.write_manifest(out, manifest)
+    return manifest
+
+
+def second_stage(settings: EveryLengthRecipe, out: str | Path, command: str, training_probe: list[float],
+                 overwrite: bool = False) -> dict:
+    """Train the cross-encoder's second stage with ``settings`` from its ``init`` checkpoint and store the model
+    its last step leaves: the steps are the recipe's, and validation before and after is logged, not used to
+    choose (SciFact's validation claims hold none of the short documents the stage trains for).
+
+    Args:
+        settings: the recipe's settings (``settings.CROSS_ENCODER``), or a lever study's variant of them.
+        out: the checkpoint folder to write.
+        command: the command line that made it, for the manifest.
+        training_probe: the recipe's training probe, computed before training starts.
+        overwrite: replace an existing checkpoint (the old one moves aside, as ``checkpoints.save_checkpoint``).
+
+    Returns:
+        the manifest written.
+    """
+    data_probe = recipe_data.data_digest("cross-encoder", settings)
+    start = time.perf_counter()
+    model, trainable, log = train_cross_encoder_recipe(settings)
+    train_seconds = round(time.perf_counter() - start)
+    with torch.no_grad():  # the probe of exactly what is stored: the fp16 weights
+        for name, param in model.named_parameters():
+            if name in trainable:
+                param.copy_(param.half().float())
+    manifest = {
+        "recipe": "cross-encoder", "command": command, "settings": settings.asdict(), "steps": settings.steps,
+        "hardware": checkpoints.hardware(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "init": checkpoints.weights_digest(checkpoints.CHECKPOINTS / settings.init),
+        "train_seconds": train_seconds, "stored": "encoder layers, head, scale; fp16",
+        "log": log, "probe": checkpoints.probe_outputs(model), "training_probe": training_probe,
+        "data_probe": data_probe,
+    }
+    checkpoints.save_checkpoint(model, trainable, manifest, out, overwrite=overwrite)
     return manifest
 
 
@@ -283,9 +327,15 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or checkpoints.CHECKPOINTS / args.recipe
     if out.exists() and not args.overwrite and not args.record:
         parser.error(f"{out} exists: pass --overwrite to replace it (the old one moves to {out.name}.previous).")
+    if args.recipe == "cross-encoder" and args.steps:
+        parser.error("--steps: the second stage runs its recipe's steps (benchmarks/cross_encoder_levers/"
+                     "every_length.py trains it with a setting changed).")
     training_probe = RECIPES[args.recipe]["training_probe"]()  # first: the code may be edited during a long run
-    if args.recipe == "cross-encoder":
-        result = _cross_encoder(args, out, training_probe)
+    if args.recipe == "cross-encoder-first-stage":
+        result = _cross_encoder_first_stage(args, out, training_probe)
+    elif args.recipe == "cross-encoder":
+        result = second_stage(RECIPES["cross-encoder"]["settings"], out, "python -m xencoder_lab.recipes "
+                              "cross-encoder", training_probe, args.overwrite)
     elif args.recipe == "small-cross-encoder":
         result = _small_cross_encoder(args, out, training_probe)
     else:

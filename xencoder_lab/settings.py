@@ -234,7 +234,9 @@ class QueryTowerRecipe(Recipe):
 
 @dataclass(frozen=True)
 class CrossEncoderRecipe(Recipe):
-    """The course cross-encoder (notebook 04): listwise groups mined by the fine-tuned bi-encoder."""
+    """The course cross-encoder's first stage (notebook 04): a new ``[CLS]`` head over the fine-tuned bi-encoder's
+    encoder, trained on listwise groups that bi-encoder mined (on a GPU: hours on 2 cores; ``EveryLengthRecipe``
+    trains on from it)."""
 
     init: str = "bi-encoder"  # the encoder starts from the fine-tuned bi-encoder's weights
     max_length: int = 256  # claim + the first ~230 tokens of the abstract
@@ -254,16 +256,17 @@ class CrossEncoderRecipe(Recipe):
 
 @dataclass(frozen=True)
 class EveryLengthRecipe(CrossEncoderRecipe):
-    """The course cross-encoder's second stage, on a CPU: the ``cross-encoder`` checkpoint trained on with
-    documents of every length (bare titles, first sentences, whole abstracts) among each claim's negatives and
-    positives, and as many label-free groups (an uncited abstract's title -> its text, a MedQuAD question -> its
-    answer). The first stage's warm-start cosine stays; its length bias is what the short documents teach away.
+    """The course cross-encoder (notebooks 04 and 05), its second stage, on a CPU: the first stage's model
+    (``CROSS_ENCODER_FIRST_STAGE``, trained on a GPU) trained on with documents of every length (bare titles, first
+    sentences, whole abstracts) among each claim's negatives and positives, and as many label-free groups (an
+    uncited abstract's title -> its text, a MedQuAD question -> its answer). The first stage's warm-start cosine
+    stays; its length bias is what the short documents teach away.
 
-    Not a course checkpoint yet (not in ``SETTINGS``): the 60 MB budget holds one cross-encoder, so this stage
-    replaces the first one's checkpoint once its pair scores, students and notebooks are remade; until then
-    ``benchmarks/cross_encoder_levers/every_length.py`` trains it (``recipe_training.train_cross_encoder_recipe``)."""
+    The 60 MB budget holds one cross-encoder: only this stage's weights are committed. The first stage's manifest
+    and settings sweep are (``data/checkpoints/cross-encoder-first-stage``); its weights are in the repository's
+    history (``recipe_training.cross_encoder_start`` says where)."""
 
-    init: str = "cross-encoder"  # the whole first-stage model: encoder, [CLS] head and warm-start scale
+    init: str = "cross-encoder-first-stage"  # the whole first-stage model: encoder, [CLS] head, warm-start scale
     steps: int = 600  # 2 groups a step: about one pass over the 1,648 groups
     groups_per_step: int = 2
     lr: float = 3e-5
@@ -301,7 +304,7 @@ class SmallCrossEncoderRecipe(Distillation):
     lr: float = 1e-4
     head_lr: float = 1e-3
     warmup: int = 60  # steps
-    rerank_depth: int = 20  # validation: rerank the fine-tuned bi-encoder's top 20
+    rerank_depth: int = 100  # validation: rerank the fine-tuned bi-encoder's top 100, the depth it serves at
     evaluate_every: int = 100  # steps
     test_depth: int = 100  # the manifest's test figures: the pipeline's rerank depth
 
@@ -327,8 +330,8 @@ BI_ENCODER = BiEncoderRecipe()
 POLY_ENCODER = PolyEncoderRecipe()
 COLBERT = ColBERTRecipe()
 QUERY_TOWER = QueryTowerRecipe()
-CROSS_ENCODER = CrossEncoderRecipe()
-CROSS_ENCODER_EVERY_LENGTH = EveryLengthRecipe()
+CROSS_ENCODER_FIRST_STAGE = CrossEncoderRecipe()
+CROSS_ENCODER = EveryLengthRecipe()
 DISTILLATION = Distillation()  # the students' shared part, not a recipe of its own
 SMALL_CROSS_ENCODER = SmallCrossEncoderRecipe()
 DISTILLED_BI_ENCODER = DistilledBiEncoderRecipe()

@@ -4,7 +4,7 @@
 usage: analyze28.py NAME=FILE[:term] ...
 FILE: eval28.py's OUT.npz, a pair-score file with both terms (``python -m xencoder_lab.pair_scores``'s, e.g.
 every-length/pairs.npz; its SciFact test pairs give the columns all and unseen, its CACM pairs CACM), or
-``shipped``: the committed model's logits (data/checkpoints/cross-encoder/pairs.npz, the logit only).
+``shipped``: the course cross-encoder's pair scores (data/checkpoints/cross-encoder/pairs.npz).
 term: full (head + warm, default), head, warm; debiased: the full logit minus a label-free length prior, the mean
 full logit of the column's own pairs whose document has about as many words (bins of a half power of 2), which
 asks how much of a collapse is the length bias; prior-val: the same prior fitted on the file's validation claims'
@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from xencoder_lab import metrics, protocol
+from xencoder_lab import metrics, pair_scores, protocol
 from xencoder_lab.bm25 import BM25
 from xencoder_lab.course_models import load_bi_encoder
 from xencoder_lab.cross_encoder import rerank
@@ -64,11 +64,8 @@ for arg in sys.argv[1:]:
     term = term or "full"
     scores = {}  # {column: {query id: {doc id: value}}}
     if path == "shipped":
-        z = np.load("data/checkpoints/cross-encoder/pairs.npz")
         for col in columns:
-            keep = (z["dataset"] == ("cacm" if col == "CACM" else "scifact")) & (z["split"] == "test")
-            for q, d, v in zip(z["query_id"][keep], z["doc_id"][keep], z["logit"][keep]):
-                scores.setdefault(col, {}).setdefault(q, {})[d] = float(v)
+            scores[col] = pair_scores.terms(pair_scores.PATH, "cacm" if col == "CACM" else "scifact", "test")
     else:
         by_column, validation = column_terms(path)
         if term == "prior-val":

@@ -1,8 +1,8 @@
 """Score a cross-encoder over the first stages it reranks and keep every pair's two logit terms.
 
 usage: eval28.py MODEL OUT [COLUMNS]
-MODEL: "old" (the committed cross-encoder), a checkpoint folder (every_length.py's) or a state-dict path (a
-lever's .pt; a plain-head model from lever1.py).
+MODEL: "old" (the first stage, data/checkpoints/cross-encoder-first-stage, its weights restored), a checkpoint
+folder (every_length.py's) or a state-dict path (a lever's .pt; a plain-head model from lever1.py).
 Writes OUT.npz (per column: query ids, doc ids, head, warm) as each column finishes; CACM first, then unseen,
 then the rest of all."""
 import sys
@@ -23,7 +23,7 @@ MODEL, OUT = sys.argv[1], sys.argv[2]
 WANT = sys.argv[3].split(",") if len(sys.argv) > 3 else ["CACM", "unseen", "all"]
 test, train = load_beir("scifact", "test"), load_beir("scifact", "train")
 columns = protocol.columns(test, train)
-model = load_cross_encoder(MODEL if Path(MODEL).is_dir() else None)
+model = load_cross_encoder(MODEL if Path(MODEL).is_dir() else "data/checkpoints/cross-encoder-first-stage")
 if MODEL != "old" and not Path(MODEL).is_dir():
     state = torch.load(MODEL)
     if "scale" not in state:

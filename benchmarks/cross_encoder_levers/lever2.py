@@ -1,8 +1,9 @@
-"""Lever 2 of the cross-encoder rebuild on a CPU budget: the committed cross-encoder trained on for STEPS steps on
-groups whose negatives are drawn from every depth of the first stages it reranks (Gao et al. 2021, localized
-contrastive estimation): per group, DEPTH_NEG negatives uniformly from the union of BM25's and the fine-tuned
-bi-encoder's top 100 (judged abstracts excluded) and RANDOM_NEG from the whole corpus; a new draw each time a claim
-comes round. HANDOVER > 0 also hands the cosine term over to the head (lever 1 + 2).
+"""Lever 2 of the cross-encoder rebuild on a CPU budget: the cross-encoder's first stage (the course checkpoint when
+the study ran) trained on for STEPS steps on groups whose negatives are drawn from every depth of the first stages
+it reranks (Gao et al. 2021, localized contrastive estimation): per group, DEPTH_NEG negatives uniformly from the
+union of BM25's and the fine-tuned bi-encoder's top 100 (judged abstracts excluded) and RANDOM_NEG from the whole
+corpus; a new draw each time a claim comes round. HANDOVER > 0 also hands the cosine term over to the head (lever 1
++ 2).
 
 usage: lever2.py STEPS HANDOVER GROUPS OUT"""
 import json
@@ -13,10 +14,12 @@ import time
 import torch
 
 from xencoder_lab.bm25 import BM25
-from xencoder_lab.course_models import load_bi_encoder, load_cross_encoder
+from xencoder_lab.course_models import load_bi_encoder
 from xencoder_lab.data import document_text, load_beir, split_validation
+from xencoder_lab.recipe_training import cross_encoder_start
 from xencoder_lab.retrieval import dense_run
-from xencoder_lab.settings import CROSS_ENCODER
+from xencoder_lab.settings import CROSS_ENCODER as CROSS_ENCODER_SECOND_STAGE
+from xencoder_lab.settings import CROSS_ENCODER_FIRST_STAGE as CROSS_ENCODER
 from xencoder_lab.training import train_groups
 
 STEPS, HANDOVER, GROUPS, OUT = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -49,7 +52,7 @@ per_pass = len(judged)
 passes = -(-STEPS * GROUPS // per_pass) + 1
 groups = [(train.queries[q], text[d], draw(q)) for _ in range(passes) for q, d in judged]
 print(len(judged), "judgments,", len(groups), "groups over", passes, "passes", flush=True)
-model = load_cross_encoder()
+model = cross_encoder_start(CROSS_ENCODER_SECOND_STAGE)  # the first stage's whole model
 start = time.time()
 log = train_groups(model, groups, "listwise", groups_per_step=GROUPS, lr=3e-5, head_lr=1e-3,
                    handover=HANDOVER or None, steps=STEPS, warmup=20, seed=1, log_every=10, show_progress=False)
