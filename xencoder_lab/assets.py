@@ -9,9 +9,11 @@ readers find them; an editable install (``make course``, ``pip install -e .``) u
 ``XLAB_CHECKPOINTS`` points the checkpoints elsewhere, e.g. at a writable folder for the ones you train yourself
 (``python -m xencoder_lab.recipes <recipe>`` writes there too).
 
->>> sorted(p.name for p in _find("checkpoints").iterdir() if (p / "manifest.json").exists())
+>>> sorted(p.name for p in _find("checkpoints").iterdir() if (p / "weights.safetensors").exists())
 ['bi-encoder', 'colbert', 'cross-encoder', 'distilled-bi-encoder', 'poly-encoder', 'query-tower',
  'small-cross-encoder']
+>>> (_find("checkpoints") / "cross-encoder-first-stage" / "manifest.json").exists()   # its manifest, not its weights
+True
 >>> sorted(p.name for p in TOY_PATH.iterdir())
 ['corpus.jsonl', 'qrels', 'queries.jsonl']
 """
