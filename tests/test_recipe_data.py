@@ -94,3 +94,8 @@ def test_the_second_stage_starts_from_its_init_checkpoint_or_says_how_to_get_it(
     missing = "no weights.*recipes cross-encoder-first-stage.*git show [0-9a-f]{40}:"
     with pytest.raises(FileNotFoundError, match=missing):
         recipe_training.cross_encoder_start(CROSS_ENCODER)
+
+
+def test_the_first_stages_data_is_what_its_manifest_records(shipped_embeddings):
+    manifest = checkpoints.read_manifest(checkpoints.CHECKPOINTS / "cross-encoder-first-stage")
+    assert recipe_data.data_digest("cross-encoder-first-stage", CROSS_ENCODER_FIRST_STAGE) == manifest["data_probe"]

@@ -251,7 +251,7 @@ def data_digest(name: str, settings: Recipe | None = None) -> str | None:
         queries, positives, relevant, _, validation = query_tower_training_data(
             BiEncoder(pooling=settings.pooling, max_length=settings.max_length, shared=False), settings)
         parts = [queries, positives, [sorted(r) for r in relevant]]
-    elif name == "cross-encoder":  # with CROSS_ENCODER_EVERY_LENGTH's settings, the second stage's data
+    elif name in ("cross-encoder", "cross-encoder-first-stage"):  # the second stage's data, or the first's
         make = every_length_groups if isinstance(settings, EveryLengthRecipe) else cross_encoder_groups
         groups, validation = make(load_bi_encoder(), settings)
         parts = [groups]
