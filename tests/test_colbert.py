@@ -6,7 +6,7 @@ import torch
 
 from xencoder_lab.colbert import ColBERT, ColbertIndex, maxsim, pad_documents
 from xencoder_lab.data import document_text
-from xencoder_lab.models import add_lora
+from xencoder_lab.models import add_lora, model_fingerprint
 from xencoder_lab.pipeline import Pipeline
 from xencoder_lab.training import train_bi_encoder, training_pairs
 
@@ -107,3 +107,20 @@ def test_training_lowers_the_loss(colbert, toy):
     log = train_bi_encoder(model, pairs, steps=6, batch_size=4, warmup=1, temperature=1.0, log_every=3,
                            show_progress=False, param_groups=groups)
     assert log[-1]["loss"] < log[0]["loss"] and not torch.equal(before, model.projection.weight)
+
+
+def test_documents_are_encoded_with_lora_folded_in_and_the_weights_come_back(colbert):
+    model = copy.deepcopy(colbert)
+    names = add_lora(model.tower, rank=4, train_top=2)
+    with torch.no_grad():
+        for name in names:
+            if "lora_B" in name:
+                model.tower.get_parameter(name).normal_(std=0.05)  # a trained-looking update, not B = 0
+        unmerged = model(model.tokenize(DOCS, "document"), "document").numpy()  # (2, L, 128), three matmuls a linear
+    before = model_fingerprint(model)
+    vectors, lengths = model.encode_documents(DOCS)
+    assert model_fingerprint(model) == before  # the base weights put back exactly: same cache keys
+    assert not any(getattr(m, "merged", False) for m in model.modules())  # the update is live again for training
+    for i, rows in enumerate(np.split(vectors.astype(np.float32), np.cumsum(lengths)[:-1])):
+        assert np.abs(rows - unmerged[i, : lengths[i]]).max() < 2e-3  # fp16 rounding
+    assert np.abs(vectors.astype(np.float32) - colbert.encode_documents(DOCS)[0].astype(np.float32)).max() > 0.05

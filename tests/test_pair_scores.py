@@ -69,6 +69,10 @@ def test_check_finds_a_wrong_logit_and_another_model_is_refused(tmp_path, toy_se
         other.head.bias.add_(1.0)
     with pytest.raises(ValueError, match="another cross-encoder"):
         pair_scores.install(other, path, toy_sets, cache_root=tmp_path)
+    onnx_copy = copy.copy(warm)   # what runtime.accelerate returns: the same weights, another backend
+    onnx_copy.backend = "onnxruntime-int8"
+    with pytest.raises(ValueError, match="runs in onnxruntime-int8"):
+        pair_scores.install(onnx_copy, path, toy_sets, cache_root=tmp_path)
 
 
 def test_a_missing_file_says_how_to_make_it(tmp_path, warm):

@@ -33,7 +33,7 @@ from .bm25 import BM25
 from .cache import store_rows
 from .cross_encoder import PAIR_CACHE, CrossEncoder, pair_cache_parts, pair_key
 from .data import Dataset, document_text, load_beir, split_validation
-from .models import model_fingerprint
+from .models import backend_parts, model_fingerprint
 from .protocol import OUT_OF_DOMAIN
 from .retrieval import dense_run, run_queries
 from .timing import Stopwatch
@@ -131,6 +131,11 @@ def terms(path: str | Path = PATH, dataset: str = "cacm", split: str = "test",
 
 
 def _belongs_to(meta: dict, model: CrossEncoder, path: Path) -> None:
+    if backend_parts(model):  # an ONNX copy shares the weights' fingerprint, not the logits: int8 moves them
+        raise ValueError(
+            f"the pair scores in {path} are the PyTorch model's; this copy runs in {model.backend}, whose logits "
+            "differ: install them for the PyTorch model, and let this one score its pairs as you go."
+        )
     if meta["model"] != model_fingerprint(model) or meta["max_length"] != model.max_length:
         raise ValueError(
             f"the pair scores in {path} were made by another cross-encoder (or another max_length) than this one: "
