@@ -1,6 +1,7 @@
 """The shipped cross-encoder logits: made by the course's own scoring, served from the cache, and verified."""
 
 import copy
+import json
 import subprocess
 
 import numpy as np
@@ -11,6 +12,7 @@ from xencoder_lab import checkpoints, pair_scores, recipe_training
 from xencoder_lab.course_models import load_cross_encoder
 from xencoder_lab.cross_encoder import score_candidates
 from xencoder_lab.data import DatasetNotFoundError, load_beir
+from xencoder_lab.retrieval import dense_run
 
 
 @pytest.fixture()
@@ -75,24 +77,49 @@ def test_check_finds_a_wrong_logit_and_another_model_is_refused(tmp_path, toy_se
         pair_scores.install(onnx_copy, path, toy_sets, cache_root=tmp_path)
 
 
+def test_the_mining_set_holds_the_positives_and_the_miners_candidates(tmp_path, toy_sets, toy, warm,
+                                                                     small_bi_encoder, monkeypatch):
+    monkeypatch.setattr(pair_scores, "MINED", (toy.name, toy.split))   # the toy set as notebook 06's mining set
+    wanted = pair_scores.mining_pairs(toy, small_bi_encoder, depth=2)
+    judged = {(q, d) for q, docs in toy.qrels.items() for d, grade in docs.items() if grade > 0}
+    top = pair_scores.rerank_pairs(toy, small_bi_encoder, depth=2)   # BM25's and the bi-encoder's top 2
+    dense = {(q, d) for q, docs in dense_run(small_bi_encoder, toy, 2).items() for d in docs}
+    assert set(wanted) == judged | dense and judged - dense and set(top) - set(wanted)   # not the rerank pairs
+    monkeypatch.setattr(pair_scores, "MINING_DEPTH", 2)
+    arrays = pair_scores.make(warm, small_bi_encoder, toy_sets)
+    assert list(zip(arrays["query_id"].tolist(), arrays["doc_id"].tolist())) == wanted
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["command"].endswith("--mining") and "judged pairs" in meta["about"] and "BM25" not in meta["about"]
+    path = pair_scores.save(arrays, tmp_path / "mining.npz")
+    assert pair_scores.check(warm, n=len(wanted), path=path, datasets=toy_sets)["largest difference"] < 1e-4
+
+
 def test_a_missing_file_says_how_to_make_it(tmp_path, warm):
     with pytest.raises(FileNotFoundError, match="python -m xencoder_lab.pair_scores"):
         pair_scores.install(warm, tmp_path / "nothing.npz")
 
 
-@pytest.mark.parametrize("name", pair_scores.MODELS)
-def test_the_shipped_file_is_the_course_cross_encoders(scifact_test, name):
-    """Each committed file re-scores the same with its committed checkpoint, and covers every query set."""
+@pytest.mark.parametrize("name, file", [(name, "pairs.npz") for name in pair_scores.MODELS]
+                         + [("cross-encoder", pair_scores.MINING_PATH.name)])
+def test_the_shipped_file_is_the_course_cross_encoders(scifact_test, name, file):
+    """Each committed file re-scores the same with its committed checkpoint, and covers every query of its sets
+    (the mining file: every judged pair of SciFact train too)."""
     try:
         datasets = pair_scores.course_datasets()
     except DatasetNotFoundError as err:
         pytest.skip(f"CACM or SciFact train not available offline: {err}")
-    path = checkpoints.CHECKPOINTS / name / "pairs.npz"
+    path = checkpoints.CHECKPOINTS / name / file
     meta, arrays = pair_scores.load(path)
-    assert {(str(n), str(s)) for n, s in zip(arrays["dataset"], arrays["split"])} == set(datasets)
-    for (dataset, split), ds in datasets.items():
-        covered = set(arrays["query_id"][(arrays["dataset"] == dataset) & (arrays["split"] == split)].tolist())
+    sets = [pair_scores.MINED] if file == pair_scores.MINING_PATH.name else list(pair_scores.RERANKED)
+    assert {(str(n), str(s)) for n, s in zip(arrays["dataset"], arrays["split"])} == set(sets)
+    for dataset, split in sets:
+        ds = datasets[dataset, split]
+        rows = (arrays["dataset"] == dataset) & (arrays["split"] == split)
+        covered = set(arrays["query_id"][rows].tolist())
         assert covered == set(ds.queries), f"{dataset}/{split}: queries without shipped pairs"
+        if (dataset, split) == pair_scores.MINED:
+            judged = {(q, d) for q, docs in ds.qrels.items() for d, grade in docs.items() if grade > 0}
+            assert judged <= set(zip(arrays["query_id"][rows].tolist(), arrays["doc_id"][rows].tolist()))
     result = pair_scores.check(load_cross_encoder(name, device="cpu"), n=24, seed=1, path=path, datasets=datasets)
     assert result["largest difference"] < 1e-3, result
 
@@ -105,6 +132,12 @@ def test_the_command_puts_each_models_file_beside_its_checkpoint(tmp_path):
     assert default.out == pair_scores.PATH
     with pytest.raises(SystemExit):
         checkpoints.artifact_arguments(["--model", "bi-encoder"], "", pair_scores.PATH, "", pair_scores.MODELS)
+    mining = checkpoints.artifact_arguments(["--mining", "--check"], "", pair_scores.PATH, "", pair_scores.MODELS,
+                                            ("mining", pair_scores.MINING_PATH, ""))
+    assert mining.mining and mining.out == pair_scores.MINING_PATH
+    assert not default.__dict__.get("mining")   # a maker without a second file has no such flag
+    with pytest.raises(SystemExit):
+        checkpoints.artifact_arguments(["--mining"], "", pair_scores.PATH, "", pair_scores.MODELS)
 
 
 def test_the_first_stages_terms_are_its_model_restored_from_history(tmp_path):

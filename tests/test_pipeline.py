@@ -52,6 +52,21 @@ def test_a_query_set_runs_through_the_same_code_as_one_query(toy, reranker, smal
         pipe.run(depth=13, k=12)
 
 
+@pytest.mark.parametrize("fusion", [None, 0.5])
+def test_runs_at_several_depths_are_each_depths_run_from_one_first_stage(toy, reranker, fusion, monkeypatch):
+    pipe = Pipeline(toy, "bm25", reranker, fusion=fusion)
+    singles = {depth: pipe.run(depth=depth, k=12) for depth in (1, 4, 8)}
+    assert singles[1] != singles[8]   # the depth changes the ranking
+    searched = []
+    search = pipe.first_stage.search
+    monkeypatch.setattr(pipe.first_stage, "search", lambda *a, **kw: searched.append(1) or search(*a, **kw))
+    assert pipe.runs([1, 4, 8], k=12) == singles and len(searched) == 1
+    for depth in (4, 8):   # and each equals one query searched at that depth
+        assert singles[depth]["q5"][:depth] == pipe.search(toy.queries["q5"], depth, depth).ids
+    with pytest.raises(ValueError, match="depth=13 must be between 1 and k=12"):
+        pipe.runs([4, 13], k=12)
+
+
 def test_bad_input(toy):
     pipe = Pipeline(toy, first_stage="bm25")
     with pytest.raises(ValueError, match="query is empty"):

@@ -26,13 +26,15 @@ Each module is built step by step in one notebook (its docstring names it); late
 - ``cross_encoder``: joint encoding of a pair, a logit per pair, batched scoring and reranking (notebook 04); a
   smaller one cut from it (notebook 06)
 - ``pipeline``: a first stage (index built once), the top depth reranked or fused, each stage timed (notebook 05)
-- ``pair_scores``: the course cross-encoder's logits for the pairs notebook 05 reranks, shipped and checked
-  (notebook 05)
+- ``pair_scores``: the course cross-encoder's logits for the pairs notebook 05 reranks (and 06 mines), shipped
+  and checked (notebook 05)
 - ``export``: a course model as a folder that sentence-transformers loads, giving the same scores (notebook 05)
 - ``runtime``: a course model's forward pass in ONNX Runtime, float32 or int8 (notebook 06)
 - ``distill``: a cross-encoder's scores taught to a student (notebook 06)
 - ``poly_encoder``: m learned codes read the query, the document attends over their views (notebook 07)
 - ``colbert``: a vector a token, MaxSim late interaction, exact and token-index search (notebook 08)
+- ``maxsim_scores``: ColBERT's exact MaxSim scores for the test queries, shipped and checked, served as a first
+  stage (notebook 09)
 - ``token_compression``: a ColBERT index's token vectors stored smaller (PQ, residual PQ, PCA), and what
   comes back (notebook 08)
 - ``exercises``: the checks of every notebook's exercises, which say in words what is wrong; ``solutions``: one

@@ -189,19 +189,25 @@ def load_arrays(path: str | os.PathLike, command: str) -> tuple[dict, dict[str, 
 
 
 def artifact_arguments(
-    argv: list[str] | None, description: str, path: Path, check: str, models: Sequence[str] = ()
+    argv: list[str] | None, description: str, path: Path, check: str, models: Sequence[str] = (),
+    other: tuple[str, Path, str] | None = None,
 ) -> argparse.Namespace:
     """The command line of a course artifact's maker (``--out``, ``--overwrite``, ``--check``, and ``--model`` when
     ``models`` names the checkpoints it can be made for: the file then goes beside that checkpoint, under
     ``path``'s name); exits with a clear message if ``--out`` exists and neither ``--overwrite`` nor ``--check``
-    is given."""
+    is given. ``other``: ``(flag, path, help)`` of a second file the maker makes, e.g. ``("mining", ...)``:
+    ``--mining`` sets ``args.mining`` and puts ``path``'s name in place of the first's."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, help=f"file to write (default: {path})")
     if models:
         parser.add_argument("--model", choices=models, default=models[0], help=f"whose file (default: {models[0]})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--check", action="store_true", help=check)
+    if other:
+        parser.add_argument(f"--{other[0]}", action="store_true", help=f"{other[2]} (default --out: {other[1]})")
     args = parser.parse_args(argv)
+    if other and getattr(args, other[0]):
+        path = other[1]
     if args.out is None:
         args.out = CHECKPOINTS / args.model / path.name if models else path
     if not args.check and args.out.exists() and not args.overwrite:

@@ -287,6 +287,25 @@ class ColBERT(torch.nn.Module):
 TOKEN_CACHE = "colbert_tokens"
 
 
+def same_shape(model: ColBERT, ds: Dataset, seed: int = 0) -> "ColbertIndex":
+    """An exact index of ``ds``'s corpus with each document's real token count and random unit vectors in place
+    of its token vectors: what exact MaxSim costs on this corpus (a product and a max over the same shapes),
+    without encoding it. Its rankings mean nothing; time a search with it, rank with the model's own index.
+
+    >>> from xencoder_lab.data import Dataset
+    >>> ds = Dataset("mini", "test", {"a": {"text": "aspirin and heart attacks"}, "b": {"text": "measles"}}, {}, {})
+    >>> model = ColBERT(max_length=32)
+    >>> fake, real = same_shape(model, ds), model.encode_documents(["aspirin and heart attacks", "measles"])
+    >>> fake.lengths.tolist() == real[1].tolist(), fake.vectors.shape == real[0].shape, fake.vectors.dtype
+    (True, True, dtype('float16'))
+    """
+    lengths = np.array([len(row) for row in model.features([document_text(d) for d in ds.corpus.values()],
+                                                           "document")["input_ids"]])
+    vectors = np.random.default_rng(seed).standard_normal((int(lengths.sum()), model.dim), dtype=np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return ColbertIndex(model, ds, vectors=(vectors.astype(np.float16), lengths))
+
+
 class ColbertIndex:
     """A corpus as ColBERT embeds it, one vector a token (fp16, from the disk cache after the first time), and
     the ways to use it:
@@ -307,10 +326,13 @@ class ColbertIndex:
         candidates: nearest token vectors each query vector fetches from the index.
         train_size: token vectors the index trains on (a sample); None: all.
         cache_root: the disk cache's folder (default: ``XLAB_CACHE``).
+        vectors: ``(vectors (T, dim) float16, lengths (N,))`` to index instead of the model's encoding of the
+            corpus (``same_shape``'s, to time a search); None: the model's, from the cache.
     """
 
     def __init__(self, model: ColBERT, ds: Dataset, index: str | None = None, candidates: int = 32,
-                 train_size: int | None = 100_000, cache_root: str | os.PathLike | None = None):
+                 train_size: int | None = 100_000, cache_root: str | os.PathLike | None = None,
+                 vectors: tuple[np.ndarray, np.ndarray] | None = None):
         self.model, self.ids = model, list(ds.corpus)
         texts = [document_text(ds.corpus[d]) for d in self.ids]
         parts = {"model": model_fingerprint(model), "dataset": ds.name, "max_length": model.max_length,
@@ -322,8 +344,13 @@ class ColbertIndex:
                 made["v"] = model.encode_documents(texts)
             return made["v"]
 
-        self.vectors = load_or_compute(TOKEN_CACHE, {**parts, "array": "vectors"}, lambda: encode()[0], cache_root)
-        self.lengths = load_or_compute(TOKEN_CACHE, {**parts, "array": "lengths"}, lambda: encode()[1], cache_root)
+        if vectors is not None:
+            if len(vectors[1]) != len(self.ids) or int(np.sum(vectors[1])) != len(vectors[0]):
+                raise ValueError(f"vectors: need {len(self.ids)} lengths summing to the rows of the vectors.")
+            self.vectors, self.lengths = vectors
+        else:
+            self.vectors = load_or_compute(TOKEN_CACHE, {**parts, "array": "vectors"}, lambda: encode()[0], cache_root)
+            self.lengths = load_or_compute(TOKEN_CACHE, {**parts, "array": "lengths"}, lambda: encode()[1], cache_root)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])  # document i: rows offsets[i]:offsets[i + 1]
         self.kind, self.candidates, self.tokens = index, candidates, None
         if index is not None:

@@ -2,12 +2,15 @@
 
 Notebook 05 reranks the top 100 of two first stages (BM25 and the fine-tuned bi-encoder) for the 300 SciFact
 test claims, the 80 validation claims the recipes held out and CACM's 52 queries: about 74,000 (claim, abstract)
-pairs, most of an hour on a 2-core CPU before the first table. The pairs are the same for every learner and so
-are their logits (same weights, same texts), so the course scores them once, with the code the notebooks use:
+pairs, most of an hour on a 2-core CPU before the first table. Notebook 06 asks the cross-encoder about the hard
+negatives it mines for SciFact's training claims (from the fine-tuned bi-encoder's top 20) and their judged
+abstracts: about 17,000 pairs more, in a file of their own. The pairs are the same for every learner and so are
+their logits (same weights, same texts), so the course scores them once, with the code the notebooks use:
 
     python -m xencoder_lab.pair_scores            # writes data/checkpoints/cross-encoder/pairs.npz
     python -m xencoder_lab.pair_scores --check    # re-scores a random sample and compares
     python -m xencoder_lab.pair_scores --model small-cross-encoder    # the same pairs, notebook 06's student
+    python -m xencoder_lab.pair_scores --mining   # writes data/checkpoints/cross-encoder/mining.npz
 
 ``install(model)`` copies them into the disk cache under the keys ``cross_encoder.score_candidates`` reads,
 after checking they belong to ``model`` (its weights' fingerprint); from then on ``score_candidates`` and
@@ -41,16 +44,38 @@ from .timing import Stopwatch
 PATH = checkpoints.CHECKPOINTS / "cross-encoder" / "pairs.npz"
 MODELS = ("cross-encoder", "small-cross-encoder")  # the course checkpoints a file is shipped for, beside each
 DEPTH = 100  # each first stage's top DEPTH for every query
+RERANKED = (("scifact", "test"), ("scifact", "train-validation"), ("cacm", "test"))  # notebook 05's query sets
+MINED = ("scifact", "train")  # notebook 06's mining set: judged pairs and the bi-encoder's top MINING_DEPTH
+MINING_DEPTH = 20
+MINING_PATH = PATH.with_name("mining.npz")
 
 
 @functools.lru_cache(maxsize=1)
 def course_datasets(validation_queries: int = 80, seed: int = 0) -> dict[tuple[str, str], Dataset]:
-    """The query sets notebook 05 reranks, by ``(dataset, split)``: SciFact test, the recipes' validation claims
-    (``split_validation(train, 80, seed=0)``, split name ``train-validation``) and CACM. Loaded once per
-    process (``install`` and ``check`` both read them); treat them as read-only."""
-    validation = split_validation(load_beir("scifact", "train"), n=validation_queries, seed=seed)[1]
-    sets = [load_beir("scifact", "test"), validation, load_beir(OUT_OF_DOMAIN, "test")]
+    """The query sets of the files, by ``(dataset, split)``: those notebook 05 reranks (``RERANKED``: SciFact test,
+    the recipes' validation claims, ``split_validation(train, 80, seed=0)`` with split name ``train-validation``,
+    and CACM) and SciFact train, where notebook 06 mines hard negatives (``MINED``). Loaded once per process
+    (``install`` and ``check`` both read them); treat them as read-only."""
+    train = load_beir("scifact", "train")
+    validation = split_validation(train, n=validation_queries, seed=seed)[1]
+    sets = [load_beir("scifact", "test"), validation, load_beir(OUT_OF_DOMAIN, "test"), train]
     return {(ds.name, ds.split): ds for ds in sets}
+
+
+def rerank_pairs(ds: Dataset, bi_encoder, depth: int = DEPTH) -> list[tuple[str, str]]:
+    """``(query id, doc id)`` of BM25's and ``bi_encoder``'s top ``depth`` for every query of ``ds``, sorted."""
+    bm25 = BM25([document_text(doc) for doc in ds.corpus.values()], list(ds.corpus))
+    runs = [run_queries(bm25, ds, depth), dense_run(bi_encoder, ds, depth)]
+    return sorted({(q, d) for run in runs for q in run for d in run[q][:depth]})
+
+
+def mining_pairs(ds: Dataset, bi_encoder, depth: int = MINING_DEPTH) -> list[tuple[str, str]]:
+    """``(query id, doc id)`` of every judged pair of ``ds`` and ``bi_encoder``'s top ``depth`` for each of its
+    queries, sorted: the positives and the candidates hard-negative mining picks from (``negatives``), so the
+    cross-encoder's opinion of any pick is in the file (a pick that falls back to a random abstract is not)."""
+    judged = {(q, d) for q, docs in ds.qrels.items() for d, grade in docs.items() if grade > 0}
+    run = dense_run(bi_encoder, ds, min(depth, len(ds.corpus)))
+    return sorted(judged | {(q, d) for q in run for d in run[q][:depth]})
 
 
 def make(
@@ -60,27 +85,33 @@ def make(
     depth: int = DEPTH,
     show_progress=None,
 ) -> dict[str, np.ndarray]:
-    """Score the pairs of BM25's and ``bi_encoder``'s top ``depth`` for every query of ``datasets`` (default
-    ``course_datasets()``), keeping each logit's two terms (``CrossEncoder.parts``); return the file's arrays:
+    """Score the pairs of every query set of ``datasets`` (default: ``course_datasets()``'s ``RERANKED`` sets):
+    ``rerank_pairs`` at ``depth``, or ``mining_pairs`` for the ``MINED`` set, keeping each logit's two terms
+    (``CrossEncoder.parts``); return the file's arrays:
 
         logit = head + c * warm        head: w . h_[CLS] + b;  warm: a * cos(mean_q(h), mean_d(h))"""
     watch = Stopwatch()
+    datasets = datasets or {key: course_datasets()[key] for key in RERANKED}
     rows = []
-    for (name, split), ds in (datasets or course_datasets()).items():
-        bm25 = BM25([document_text(doc) for doc in ds.corpus.values()], list(ds.corpus))
-        runs = [run_queries(bm25, ds, depth), dense_run(bi_encoder, ds, depth)]
-        pairs = sorted({(q, d) for run in runs for q in run for d in run[q][:depth]})
+    for (name, split), ds in datasets.items():
+        mined = (name, split) == MINED
+        pairs = mining_pairs(ds, bi_encoder, MINING_DEPTH) if mined else rerank_pairs(ds, bi_encoder, depth)
         both = model.score_parts([ds.queries[q] for q, _ in pairs], [document_text(ds.corpus[d]) for _, d in pairs],
                                  show_progress=show_progress)  # (P, 2)
         rows += [(name, split, q, d, head, warm) for (q, d), (head, warm) in zip(pairs, both.tolist())]
+    reranked = any(key != MINED for key in datasets)
+    about = " and ".join(what for what, there in (
+        (f"BM25's and the bi-encoder's top {depth}", reranked),
+        (f"the judged pairs and the bi-encoder's top {MINING_DEPTH} of {MINED[0]} {MINED[1]}", MINED in datasets),
+    ) if there)
     meta = {
-        "about": f"cross-encoder logits for BM25's and the bi-encoder's top {depth}, with their two terms "
-                 "(see xencoder_lab.pair_scores)",
-        "command": "python -m xencoder_lab.pair_scores",
+        "about": f"cross-encoder logits for {about}, with their two terms (see xencoder_lab.pair_scores)",
+        "command": "python -m xencoder_lab.pair_scores" + (" --mining" if MINED in datasets else ""),
         "model": model_fingerprint(model),
         "max_length": model.max_length,
         "cosine_weight": model.cosine_weight,
-        "depth": depth,
+        **({"depth": depth} if reranked else {}),
+        **({"mining depth": MINING_DEPTH} if MINED in datasets else {}),
         "pairs": len(rows),
         "seconds": round(watch.seconds),
         "hardware": checkpoints.hardware(),
@@ -215,12 +246,14 @@ def main(argv: list[str] | None = None) -> None:
     from .course_models import load_bi_encoder, load_cross_encoder  # the course checkpoints
 
     args = checkpoints.artifact_arguments(argv, "Score the pairs notebook 05 reranks with the course cross-encoder.",
-                                          PATH, "re-score a random sample of the file and compare", MODELS)
+                                          PATH, "re-score a random sample of the file and compare", MODELS,
+                                          ("mining", MINING_PATH, "score notebook 06's mining pairs instead"))
     model = load_cross_encoder(args.model)
     if args.check:
         print(check(model, path=args.out))
         return
-    arrays = make(model, load_bi_encoder(), show_progress=True)
+    datasets = {MINED: course_datasets()[MINED]} if args.mining else None
+    arrays = make(model, load_bi_encoder(), datasets, show_progress=True)
     meta = json.loads(str(arrays["meta"]))
     if args.model != MODELS[0]:
         meta["command"] += f" --model {args.model}"

@@ -271,17 +271,41 @@ class Pipeline:
         Raises:
             ValueError: ``depth`` out of 1..k.
         """
-        if not 1 <= depth <= k:
-            raise ValueError(f"depth={depth} must be between 1 and k={k}: only the first stage's top k can be "
-                             "reranked.")
+        return self.runs([depth], k, show_progress)[depth]
+
+    def runs(self, depths: Sequence[int], k: int = 100, show_progress=None) -> dict[int, dict[str, list[str]]]:
+        """``run`` at each rerank depth of ``depths``, from one first-stage run and one scoring of the deepest
+        candidates: ``{depth: {query id: ranked ids}}``. A shallower depth reranks the top of the same first
+        stage, with fusion normalised over the documents it reads, so each run equals ``run(depth)``.
+
+        Args:
+            depths: rerank depths, each 1 to ``k``.
+            k: documents ranked per query.
+            show_progress: a progress bar while scoring pairs; ``None``: only for long runs.
+
+        Returns:
+            ``{depth: {query id: [k doc ids, best first]}}``.
+
+        Raises:
+            ValueError: a depth out of 1..k.
+        """
+        for depth in depths:
+            if not 1 <= depth <= k:
+                raise ValueError(f"depth={depth} must be between 1 and k={k}: only the first stage's top k can be "
+                                 "reranked.")
         first = scored_run(self.first_stage, self.ds, k, self.empty)  # {query id: {doc id: score}}, best first
         run = {q: list(scores) for q, scores in first.items()}
         if self.reranker is None:
-            return run
-        read = {q: [d for d in ranking[:depth] if d not in self.empty] for q, ranking in run.items()}
-        logits = score_candidates(self.reranker, self.ds, [read], depth=depth, show_progress=show_progress)
-        final = {
-            q: self._final({d: first[q][d] for d in ranking[:depth]}, logits.get(q, {}))  # {}: every candidate empty
-            for q, ranking in run.items()
-        }
-        return rerank(run, final, depth=depth)
+            return {depth: run for depth in depths}
+        deepest = max(depths)
+        read = {q: [d for d in ranking[:deepest] if d not in self.empty] for q, ranking in run.items()}
+        logits = score_candidates(self.reranker, self.ds, [read], depth=deepest, show_progress=show_progress)
+        out = {}
+        for depth in depths:
+            final = {}
+            for q, ranking in run.items():
+                top = set(ranking[:depth])
+                read_q = {d: x for d, x in logits.get(q, {}).items() if d in top}  # {}: every candidate empty
+                final[q] = self._final({d: first[q][d] for d in ranking[:depth]}, read_q)
+            out[depth] = rerank(run, final, depth=depth)
+        return out
