@@ -60,7 +60,7 @@ def test_check_finds_a_wrong_score_another_model_and_another_corpus(shipped, col
         maxsim_scores.ScoreTable(colbert, toy, shipped.with_name("nothing.npz"))
 
 
-def test_an_index_of_the_same_shape_times_the_same_work(colbert, toy):
+def test_an_index_of_the_same_shape_has_the_real_token_counts(colbert, toy):
     fake, real = same_shape(colbert, toy), ColbertIndex(colbert, toy)
     assert fake.lengths.tolist() == real.lengths.tolist() and fake.vectors.shape == real.vectors.shape
     assert np.allclose(np.linalg.norm(fake.vectors.astype(np.float32), axis=1), 1.0, atol=1e-3)

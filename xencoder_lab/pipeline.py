@@ -296,7 +296,7 @@ class Pipeline:
         first = scored_run(self.first_stage, self.ds, k, self.empty)  # {query id: {doc id: score}}, best first
         run = {q: list(scores) for q, scores in first.items()}
         if self.reranker is None:
-            return {depth: run for depth in depths}
+            return {depth: {q: list(ids) for q, ids in run.items()} for depth in depths}  # one copy a depth
         deepest = max(depths)
         read = {q: [d for d in ranking[:deepest] if d not in self.empty] for q, ranking in run.items()}
         logits = score_candidates(self.reranker, self.ds, [read], depth=deepest, show_progress=show_progress)
