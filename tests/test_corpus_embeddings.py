@@ -59,6 +59,10 @@ def test_another_model_or_corpus_is_refused_and_check_finds_a_wrong_vector(tmp_p
         corpus_embeddings.save(arrays, path)
     corpus_embeddings.save(arrays, path, overwrite=True)
     assert corpus_embeddings.check(small_bi_encoder, toy, n=100, path=path)["largest difference"] == pytest.approx(0.25)
+    left = corpus_embeddings.install(small_bi_encoder, toy, path, cache_root=tmp_path / "verified", verify=3)
+    assert left["new to the cache"] is False and "left out" in left
+    assert left["largest difference"] == pytest.approx(0.25)
+    assert not (tmp_path / "verified").exists() or not any((tmp_path / "verified").rglob("*.npy"))   # nothing kept
 
 
 def test_each_kind_of_model_finds_its_own_file(tmp_path, toy, small_bi_encoder, monkeypatch):
@@ -113,3 +117,27 @@ def test_the_command_never_replaces_a_file_unasked(tmp_path, capsys):
         corpus_embeddings.main(["--out", str(existing)])
     assert "pass --overwrite" in capsys.readouterr().err
     assert existing.read_bytes() == b"a learner's file"
+
+
+def test_the_shipped_int8_file_is_the_fine_tuned_bi_encoders_int8_copy(scifact_test):
+    """The int8 copy (``runtime``) finds its own file with no path, and re-embeds it to the bit on a CPU with the
+    maker's int8 instructions (elsewhere within 1e-3, or the test says why not)."""
+    pytest.importorskip("onnxruntime")
+    from xencoder_lab.runtime import accelerate
+
+    int8 = accelerate(load_bi_encoder(device="cpu"), "int8")
+    path = corpus_embeddings.shipped_path(int8)
+    meta, arrays = corpus_embeddings.load(path)
+    assert path == corpus_embeddings.INT8_PATH
+    assert set(meta["entries"]) == {"fine-tuned, int8", "fine-tuned, int8, cacm"}
+    assert meta["command"] == "python -m xencoder_lab.corpus_embeddings --int8"
+    with pytest.raises(ValueError, match="no embeddings of this corpus"):   # the PyTorch model's are not in it
+        corpus_embeddings.check(load_bi_encoder(device="cpu"), scifact_test, path=path)
+    same_cpu = meta["hardware"].get("int8 instructions") == checkpoints.hardware()["int8 instructions"]
+    for ds in (scifact_test, load_beir(OUT_OF_DOMAIN, "test")):
+        difference = corpus_embeddings.check(int8, ds, n=12, seed=1)["largest difference"]
+        if same_cpu:
+            assert difference < 1e-6
+        elif difference >= 1e-3:
+            pytest.skip(f"this CPU's int8 instructions differ from the file's: its kernels round otherwise "
+                        f"({difference})")

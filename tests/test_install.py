@@ -54,10 +54,11 @@ def _tracked() -> list[str]:
 
 def _course_files(tracked: list[str]) -> set[str]:
     """The files the wheel must carry, the checkpoints and the toy set in ``data/``, as paths inside the wheel.
-    The corpus embeddings, the mining logits and the MaxSim scores stay out: course conveniences for the
-    notebooks, which live in the repository."""
+    The corpus embeddings, the mining logits, the int8 copies' logits and the MaxSim scores stay out: course
+    conveniences for the notebooks, which live in the repository."""
     files = [p for p in tracked if re.fullmatch(r"data/checkpoints/[^/]+/[^/]+", p)
-             and not p.endswith(("/corpus_embeddings.npz", "/mining.npz", "/maxsim_scores.npz"))]
+             and not p.endswith(("/corpus_embeddings.npz", "/corpus_embeddings.int8.npz", "/mining.npz",
+                                 "/pairs.int8.npz", "/maxsim_scores.npz"))]
     files += [p for p in tracked if p.startswith("data/toy/")]
     return {"xencoder_lab/_data/" + p.removeprefix("data/") for p in files}
 

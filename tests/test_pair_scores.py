@@ -65,6 +65,14 @@ def test_check_finds_a_wrong_logit_and_another_model_is_refused(tmp_path, toy_se
         pair_scores.save(arrays, path)
     pair_scores.save(arrays, path, overwrite=True)
     assert pair_scores.check(warm, n=100, path=path, datasets=toy_sets)["largest difference"] == pytest.approx(0.5)
+    left = pair_scores.install(warm, path, toy_sets, cache_root=tmp_path / "verified", verify=4)
+    assert left["new to the cache"] == 0 and "left out" in left and left["largest difference"] == pytest.approx(0.5)
+    served = score_candidates(warm, toy_sets[next(iter(toy_sets))], [{q: [d] for q, d in
+                              zip(arrays["query_id"].tolist(), arrays["doc_id"].tolist())}], 1,
+                              cache_root=tmp_path / "verified")   # scored now: the file's wrong logits were left out
+    assert all(abs(served[q][d] - logit) > 0.4 for q, d, logit in zip(arrays["query_id"].tolist(),
+                                                                      arrays["doc_id"].tolist(), arrays["logit"])
+               if d in served.get(q, {}))
 
     other = copy.deepcopy(warm)
     with torch.no_grad():
@@ -73,8 +81,34 @@ def test_check_finds_a_wrong_logit_and_another_model_is_refused(tmp_path, toy_se
         pair_scores.install(other, path, toy_sets, cache_root=tmp_path)
     onnx_copy = copy.copy(warm)   # what runtime.accelerate returns: the same weights, another backend
     onnx_copy.backend = "onnxruntime-int8"
-    with pytest.raises(ValueError, match="runs in onnxruntime-int8"):
+    with pytest.raises(ValueError, match="model run in torch; this one runs in onnxruntime-int8"):
         pair_scores.install(onnx_copy, path, toy_sets, cache_root=tmp_path)
+
+
+def test_an_int8_copys_file_holds_its_first_stage_only_and_serves_it_alone(tmp_path, toy_sets, toy, warm,
+                                                                           small_bi_encoder, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from xencoder_lab.runtime import accelerate
+
+    int8 = accelerate(warm, "int8", tmp_path / "onnx")
+    arrays = pair_scores.make(int8, small_bi_encoder, toy_sets, depth=2)
+    meta = json.loads(str(arrays["meta"]))
+    assert meta["backend"]["backend"] == "onnxruntime-int8" and meta["command"].endswith("--int8")
+    assert set(arrays) == {"dataset", "split", "query_id", "doc_id", "logit", "meta"}   # no terms: ONNX gives logits
+    wanted = pair_scores.first_stage_pairs(toy, small_bi_encoder, 2)
+    assert list(zip(arrays["query_id"].tolist(), arrays["doc_id"].tolist())) == wanted
+    path = pair_scores.save(arrays, tmp_path / "pairs.int8.npz")
+    assert pair_scores.check(int8, n=len(wanted), path=path, datasets=toy_sets)["largest difference"] == 0
+    with pytest.raises(ValueError, match="int8, eager attention, one input per run; this one runs in torch"):
+        pair_scores.install(warm, path, toy_sets, cache_root=tmp_path)
+    cache = tmp_path / "learner"
+    assert pair_scores.install(int8, path, toy_sets, cache_root=cache)["new to the cache"] == len(wanted)
+    monkeypatch.setattr(int8, "score", lambda *a, **k: pytest.fail("a shipped int8 pair was scored again"))
+    runs = [{q: [d for p, d in wanted if p == q] for q in toy.queries}]
+    served = score_candidates(int8, toy, runs, depth=2, cache_root=cache)
+    assert [served[q][d] for q, d in wanted] == pytest.approx(arrays["logit"].tolist())
+    in_torch = score_candidates(warm, toy, runs, depth=2, cache_root=cache)   # scored anew, not read from the file
+    assert [in_torch[q][d] for q, d in wanted] != pytest.approx(arrays["logit"].tolist(), abs=1e-6)
 
 
 def test_the_mining_set_holds_the_positives_and_the_miners_candidates(tmp_path, toy_sets, toy, warm,
@@ -99,18 +133,28 @@ def test_a_missing_file_says_how_to_make_it(tmp_path, warm):
         pair_scores.install(warm, tmp_path / "nothing.npz")
 
 
-@pytest.mark.parametrize("name, file", [(name, "pairs.npz") for name in pair_scores.MODELS]
+@pytest.mark.parametrize("name, file", [(name, file) for name in pair_scores.MODELS
+                                        for file in ("pairs.npz", pair_scores.INT8_PATH.name)]
                          + [("cross-encoder", pair_scores.MINING_PATH.name)])
 def test_the_shipped_file_is_the_course_cross_encoders(scifact_test, name, file):
-    """Each committed file re-scores the same with its committed checkpoint, and covers every query of its sets
-    (the mining file: every judged pair of SciFact train too)."""
+    """Each committed file re-scores the same with its committed checkpoint (an int8 file with the checkpoint's int8
+    copy), and covers every query of its sets (the mining file: every judged pair of SciFact train too)."""
     try:
         datasets = pair_scores.course_datasets()
     except DatasetNotFoundError as err:
         pytest.skip(f"CACM or SciFact train not available offline: {err}")
     path = checkpoints.CHECKPOINTS / name / file
     meta, arrays = pair_scores.load(path)
-    sets = [pair_scores.MINED] if file == pair_scores.MINING_PATH.name else list(pair_scores.RERANKED)
+    model = load_cross_encoder(name, device="cpu")
+    sets = {pair_scores.MINING_PATH.name: [pair_scores.MINED],
+            pair_scores.INT8_PATH.name: list(pair_scores.INT8_SETS)}.get(file, list(pair_scores.RERANKED))
+    if file == pair_scores.INT8_PATH.name:
+        pytest.importorskip("onnxruntime")
+        from xencoder_lab.runtime import accelerate
+
+        model = accelerate(model, "int8")
+        assert meta["depth"] == pair_scores.INT8_DEPTHS[name] and len(arrays["logit"]) == meta["depth"] * sum(
+            len(datasets[key].queries) for key in sets)   # each query's top depth, no more
     assert {(str(n), str(s)) for n, s in zip(arrays["dataset"], arrays["split"])} == set(sets)
     for dataset, split in sets:
         ds = datasets[dataset, split]
@@ -120,7 +164,11 @@ def test_the_shipped_file_is_the_course_cross_encoders(scifact_test, name, file)
         if (dataset, split) == pair_scores.MINED:
             judged = {(q, d) for q, docs in ds.qrels.items() for d, grade in docs.items() if grade > 0}
             assert judged <= set(zip(arrays["query_id"][rows].tolist(), arrays["doc_id"][rows].tolist()))
-    result = pair_scores.check(load_cross_encoder(name, device="cpu"), n=24, seed=1, path=path, datasets=datasets)
+    result = pair_scores.check(model, n=24, seed=1, path=path, datasets=datasets)
+    made_on = meta["hardware"].get("int8 instructions")
+    other_cpu = made_on != checkpoints.hardware()["int8 instructions"]
+    if result["largest difference"] >= 1e-3 and "int8" in file and other_cpu:
+        pytest.skip(f"this CPU's int8 instructions differ from the file's ({made_on}): its kernels round otherwise")
     assert result["largest difference"] < 1e-3, result
 
 
@@ -132,9 +180,16 @@ def test_the_command_puts_each_models_file_beside_its_checkpoint(tmp_path):
     assert default.out == pair_scores.PATH
     with pytest.raises(SystemExit):
         checkpoints.artifact_arguments(["--model", "bi-encoder"], "", pair_scores.PATH, "", pair_scores.MODELS)
+    others = [("mining", pair_scores.MINING_PATH, ""), ("int8", pair_scores.INT8_PATH, "")]
     mining = checkpoints.artifact_arguments(["--mining", "--check"], "", pair_scores.PATH, "", pair_scores.MODELS,
-                                            ("mining", pair_scores.MINING_PATH, ""))
-    assert mining.mining and mining.out == pair_scores.MINING_PATH
+                                            others)
+    assert mining.mining and not mining.int8 and mining.out == pair_scores.MINING_PATH
+    int8 = checkpoints.artifact_arguments(["--int8", "--model", "small-cross-encoder", "--check"], "",
+                                          pair_scores.PATH, "", pair_scores.MODELS, others)
+    assert int8.out == checkpoints.CHECKPOINTS / "small-cross-encoder" / "pairs.int8.npz"
+    with pytest.raises(SystemExit):   # one file at a time
+        checkpoints.artifact_arguments(["--int8", "--mining", "--check"], "", pair_scores.PATH, "",
+                                       pair_scores.MODELS, others)
     assert not default.__dict__.get("mining")   # a maker without a second file has no such flag
     with pytest.raises(SystemExit):
         checkpoints.artifact_arguments(["--mining"], "", pair_scores.PATH, "", pair_scores.MODELS)

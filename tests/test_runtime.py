@@ -62,7 +62,28 @@ def test_an_accelerated_model_never_shares_cache_entries(toy, small_bi_encoder, 
     served = encode_corpus(fast, toy, cache_root=tmp_path / "cache")   # computed anew, not read back
     assert 0 < np.abs(served - reference).max()
     assert "backend" not in pair_cache_parts(warm)   # PyTorch results keep the keys they always had
-    assert backend_parts(fast)["graph"] == "eager attention"   # an export of another form gets other keys
+    assert backend_parts(fast)["graph"] == "eager attention, one input per run"   # another form: other keys
+    assert backend_parts(runtime.accelerate(warm, "float32", tmp_path / "f32"))["graph"] == "eager attention"
+
+
+def test_an_int8_copy_gives_each_input_its_own_result_whatever_its_batch(warm, toy_pairs, small_bi_encoder,
+                                                                        tmp_path):
+    """One activation scale per batch would make a pair's int8 logit depend on its batch mates; int8 runs each
+    input alone, so a pair scores the same in any batch, as it does alone, to the bit."""
+    queries, docs = [q for q, _ in toy_pairs], [d for _, d in toy_pairs]
+    int8 = runtime.accelerate(warm, "int8", tmp_path / "ce")
+    batched = int8.score(queries, docs, batch_size=32)                                        # (P,)
+    alone = np.array([int8.score([q], [d])[0] for q, d in toy_pairs])                        # (P,)
+    np.testing.assert_array_equal(batched, alone)
+    np.testing.assert_array_equal(int8.score(queries[::-1], docs[::-1], batch_size=3), batched[::-1])
+    texts = [d for _, d in toy_pairs[:8]] + ["a"]
+    encoder = runtime.accelerate(small_bi_encoder, "int8", tmp_path / "bi")
+    np.testing.assert_array_equal(encoder.encode_documents(texts, batch_size=4),
+                                  np.concatenate([encoder.encode_documents([t]) for t in texts]))
+    # the whole batch in one run, as float32 does, is what made the difference
+    session = runtime.OnnxForward(tmp_path / "ce" / "cross_encoder.int8.onnx")
+    batch = int8.tokenize(queries, docs)
+    assert np.abs(session(batch).numpy() - batched).max() > 0
 
 
 def test_export_leaves_the_model_as_it_was_and_sessions_do_not_spin(small_bi_encoder, tmp_path):

@@ -93,12 +93,21 @@ def probe_outputs(model) -> list[list[float]]:
     raise TypeError(f"no probe for a {type(model).__name__}: give a BiEncoder, a CrossEncoder or a ColBERT.")
 
 
+INT8_INSTRUCTIONS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")  # x86 flags that pick ONNX Runtime's int8 kernels
+
+
 def hardware() -> dict:
-    """What a run ran on, for the manifest."""
+    """What a run ran on, for the manifest; ``int8 instructions``: which of ``INT8_INSTRUCTIONS`` the CPU has (Linux
+    only: empty elsewhere), since int8 results can round otherwise on a CPU with other ones (``runtime``)."""
     device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
     return {
         "device": device,
         "cpu": platform.processor() or platform.machine(),
+        "int8 instructions": [flag for flag in INT8_INSTRUCTIONS if flag in flags],
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -190,24 +199,27 @@ def load_arrays(path: str | os.PathLike, command: str) -> tuple[dict, dict[str, 
 
 def artifact_arguments(
     argv: list[str] | None, description: str, path: Path, check: str, models: Sequence[str] = (),
-    other: tuple[str, Path, str] | None = None,
+    others: Sequence[tuple[str, Path, str]] = (),
 ) -> argparse.Namespace:
     """The command line of a course artifact's maker (``--out``, ``--overwrite``, ``--check``, and ``--model`` when
     ``models`` names the checkpoints it can be made for: the file then goes beside that checkpoint, under
     ``path``'s name); exits with a clear message if ``--out`` exists and neither ``--overwrite`` nor ``--check``
-    is given. ``other``: ``(flag, path, help)`` of a second file the maker makes, e.g. ``("mining", ...)``:
-    ``--mining`` sets ``args.mining`` and puts ``path``'s name in place of the first's."""
+    is given. ``others``: ``(flag, path, help)`` of each other file the maker makes, e.g. ``("mining", ...)``:
+    ``--mining`` sets ``args.mining`` and puts ``path``'s name in place of the first's (one such flag at a time)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, help=f"file to write (default: {path})")
     if models:
         parser.add_argument("--model", choices=models, default=models[0], help=f"whose file (default: {models[0]})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--check", action="store_true", help=check)
-    if other:
-        parser.add_argument(f"--{other[0]}", action="store_true", help=f"{other[2]} (default --out: {other[1]})")
+    for flag, other, about in others:
+        parser.add_argument(f"--{flag}", action="store_true", help=f"{about} (default --out: {other})")
     args = parser.parse_args(argv)
-    if other and getattr(args, other[0]):
-        path = other[1]
+    chosen = [(flag, other) for flag, other, _ in others if getattr(args, flag)]
+    if len(chosen) > 1:
+        parser.error(f"choose one of {', '.join('--' + flag for flag, _ in chosen)}: each makes a file of its own.")
+    if chosen:
+        path = chosen[0][1]
     if args.out is None:
         args.out = CHECKPOINTS / args.model / path.name if models else path
     if not args.check and args.out.exists() and not args.overwrite:

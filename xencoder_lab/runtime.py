@@ -11,10 +11,19 @@ on the fly, batch by batch:
 Only the matrix multiplications are quantised (the transformer's Linear layers, where the time goes); the word
 embeddings, layer norms and softmax stay float32. Per channel matters: reranking the fine-tuned bi-encoder's top
 20 for 100 SciFact test claims (nDCG@10 0.715 before, 0.770 after the float32 cross-encoder), one scale per whole
-matrix gave 0.756, a quarter of the gain lost; per channel on the MatMuls, 0.779. On 2 cores the int8 cross-encoder
-scores 2.7 times as many pairs a second as in PyTorch float32, and the int8 bi-encoder encodes 2.1 times as many
-documents (notebook 06; ``benchmarks/rerank.py --onnx`` and ``benchmarks/encode.py --onnx`` measure them against
-sentence-transformers).
+matrix gave 0.756, a quarter of the gain lost; per channel on the MatMuls, 0.779. On 2 cores, in notebook 06, the
+int8 cross-encoder scores 2.0 times as many pairs a second as in PyTorch float32 (the small one 1.7 times), and the
+int8 bi-encoder encodes 2.1 times as many documents (``benchmarks/rerank.py --onnx`` and ``benchmarks/encode.py
+--onnx`` measure them against sentence-transformers).
+
+Dynamic quantisation takes one activation scale per tensor, and a batch is one tensor: a pair's int8 logit then
+depends on the pairs batched with it (and on their padding). Scored in batches of 32 and then alone, the small
+cross-encoder's int8 logits for 6 claims' top 100 differed by up to 2.4, and the bi-encoder's int8 embeddings of 256
+abstracts had cosines down to 0.991 with themselves. So an int8 copy runs each input of a batch alone, cut to its
+own tokens: its logits and embeddings are each input's own, the same to the bit on one machine, and can be shipped
+and checked like the float32 model's (``pair_scores``, ``corpus_embeddings``). On 2 cores that costs the small
+cross-encoder about a quarter more time on 100 pairs (a p50 of 0.41 s against 0.33 s); the course cross-encoder over
+10 pairs and the bi-encoder over 256 abstracts ran no slower (no padding to compute).
 
 ``accelerate(model, "int8")`` returns a copy of a ``CrossEncoder`` or ``BiEncoder`` whose ``forward`` runs the
 exported graph: ``score``, ``encode_documents``, ``Pipeline`` and the rest work unchanged. It cannot be
@@ -38,6 +47,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel
 
@@ -66,8 +76,8 @@ def export(model: torch.nn.Module, call: Callable, example: Mapping[str, torch.T
 
     ``model`` should compute attention as written out (``attn_implementation="eager"``, see ``accelerate``):
     ONNX Runtime fuses that pattern into one attention kernel; PyTorch's fused SDPA call exports as a graph it
-    runs slower (``benchmarks/encode.py --docs 1000 --onnx``, 2 cores, int8: 1.89 times sentence-transformers fp32
-    exported from SDPA, 2.14 times from eager)."""
+    runs slower (``benchmarks/encode.py --docs 1000 --onnx``, 2 cores, int8 run a whole batch at a time: 1.89 times
+    sentence-transformers fp32 exported from SDPA, 2.14 times from eager)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
@@ -108,9 +118,11 @@ class _Drop(logging.Filter):
 
 
 class OnnxForward:
-    """An ONNX Runtime session called like a course model's ``forward``: a batch of tensors in, a tensor out."""
+    """An ONNX Runtime session called like a course model's ``forward``: a batch of tensors in, a tensor out;
+    ``one_by_one``: the session runs each input of the batch alone, without its padding."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, one_by_one: bool = False):
+        self.one_by_one = one_by_one  # int8: see the module's docstring
         ort = require("onnxruntime", "fast", "runtime.OnnxForward")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()  # as many as PyTorch uses
@@ -123,7 +135,12 @@ class OnnxForward:
 
     def __call__(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feed = {name: batch[name].detach().cpu().numpy() for name in INPUTS}
-        return torch.from_numpy(self.session.run(None, feed)[0])  # (B,) logits or (B, D) embeddings
+        if not self.one_by_one:
+            return torch.from_numpy(self.session.run(None, feed)[0])  # (B,) logits or (B, D) embeddings
+        lengths = feed["attention_mask"].sum(1)  # (B,) each row's own tokens (BERT's tokenizer pads on the right)
+        rows = [self.session.run(None, {name: x[i:i + 1, :n] for name, x in feed.items()})[0]
+                for i, n in enumerate(lengths.tolist())]
+        return torch.from_numpy(np.concatenate(rows))  # (B,) or (B, D)
 
 
 def accelerate(model, precision: str = "int8", folder: str | Path | None = None, threads: int | None = None):
@@ -169,7 +186,8 @@ def accelerate(model, precision: str = "int8", folder: str | Path | None = None,
                   for tower in (("query",) if model.shared else ("query", "document"))}
         fast.forward = lambda batch, tower="query": towers["query" if model.shared else tower](batch)
     fast.backend = f"onnxruntime-{precision}"
-    fast.graph = "eager attention"  # in the cache keys: an SDPA export (before) gave slightly other numbers
+    # In the cache keys: an SDPA export (before) gave slightly other numbers, and so did int8 run a batch at a time.
+    fast.graph = "eager attention" + (", one input per run" if precision == "int8" else "")
     return fast
 
 
@@ -180,4 +198,4 @@ def _session(model, call, example, stem: Path, precision: str, threads: int | No
     path = export(model, call, example, stem.with_suffix(".onnx"))
     if precision == "int8":
         path = quantize(path, stem.with_suffix(".int8.onnx"))
-    return OnnxForward(path, threads)
+    return OnnxForward(path, threads, one_by_one=precision == "int8")
