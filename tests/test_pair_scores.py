@@ -67,12 +67,11 @@ def test_check_finds_a_wrong_logit_and_another_model_is_refused(tmp_path, toy_se
     assert pair_scores.check(warm, n=100, path=path, datasets=toy_sets)["largest difference"] == pytest.approx(0.5)
     left = pair_scores.install(warm, path, toy_sets, cache_root=tmp_path / "verified", verify=4)
     assert left["new to the cache"] == 0 and "left out" in left and left["largest difference"] == pytest.approx(0.5)
-    served = score_candidates(warm, toy_sets[next(iter(toy_sets))], [{q: [d] for q, d in
-                              zip(arrays["query_id"].tolist(), arrays["doc_id"].tolist())}], 1,
+    pairs = list(zip(arrays["query_id"].tolist(), arrays["doc_id"].tolist()))
+    runs = [{q: [d for p, d in pairs if p == q] for q, _ in pairs}]
+    served = score_candidates(warm, next(iter(toy_sets.values())), runs, depth=len(pairs),
                               cache_root=tmp_path / "verified")   # scored now: the file's wrong logits were left out
-    assert all(abs(served[q][d] - logit) > 0.4 for q, d, logit in zip(arrays["query_id"].tolist(),
-                                                                      arrays["doc_id"].tolist(), arrays["logit"])
-               if d in served.get(q, {}))
+    assert [served[q][d] for q, d in pairs] == pytest.approx((arrays["logit"] - 0.5).tolist(), abs=1e-4)
 
     other = copy.deepcopy(warm)
     with torch.no_grad():
