@@ -152,3 +152,28 @@ def test_a_recorded_variant_keeps_its_per_query_figures_for_paired_tests(tmp_pat
     assert recorded["unseen"] == 0.75 and recorded["per query"] == per_query
     assert "per query" not in recipes._record("query-tower", settings.replace(lr=2e-5),
                                               {**manifest, "per_query": {}}, overwrite=False)
+
+
+def test_a_small_cross_encoder_variant_is_read_as_its_students_reranking(tmp_path, monkeypatch):
+    monkeypatch.setattr(recipes.checkpoints, "CHECKPOINTS", tmp_path)
+    settings = recipe_settings.SMALL_CROSS_ENCODER.replace(spread_negatives=4)
+    figures = {column: {"bi-encoder": {"ndcg@10": 0.7}, "bi-encoder top 100 -> teacher": {"ndcg@10": 0.8},
+                        "bi-encoder top 100 -> student": {"ndcg@10": value}}
+               for column, value in (("all", 0.67), ("unseen", 0.59), ("CACM", 0.25))}
+    manifest = {"command": "python -m xencoder_lab.recipes small-cross-encoder", "steps": 600, "train_seconds": 9,
+                "hardware": {}, "metrics": figures,
+                "log": [{"step": 0, "validation": 0.37}, {"step": 500, "validation": 0.56},
+                        {"step": 600, "validation": 0.55}, {"best_step": 500, "validation": 0.56}]}
+    run = recipes._record("small-cross-encoder", settings, manifest, overwrite=False)
+    assert run["command"].endswith("--set spread_negatives=4 --record")
+    assert (run["best step"], run["validation"]) == (500, 0.56)  # the kept step, as the checkpoint keeps it
+    assert recipes.checkpoints.variants("small-cross-encoder") == {
+        "spread_negatives=4": {"all": 0.67, "unseen": 0.59, "CACM": 0.25, "train seconds": 9}}
+
+
+def test_the_recorded_small_cross_encoder_variant_ranks_below_its_first_stage():
+    # distilled at the depth it reranks (negatives from the whole top 100): not above the first stage on any column
+    recorded = recipes.checkpoints.variants("small-cross-encoder")["spread_negatives=4"]
+    manifest = recipes.checkpoints.read_manifest(recipes.checkpoints.CHECKPOINTS / "small-cross-encoder")
+    first = {column: m["bi-encoder"]["ndcg@10"] for column, m in manifest["metrics"].items()}
+    assert all(recorded[column] < first[column] for column in ("all", "unseen", "CACM"))

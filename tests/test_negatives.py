@@ -84,3 +84,23 @@ def test_mining_top_candidates_matches_the_full_matrix():
     assert not any(set(m) & rel for m, rel in zip(mined, relevant))
     with pytest.raises(ValueError, match="depth=301"):
         top_candidates(q_emb, d_emb, depth=301)
+
+
+def test_spread_negatives_come_from_the_whole_top_depth_after_the_hardest():
+    rng = np.random.default_rng(4)
+    scores = rng.uniform(0, 1, size=(60, 200))
+    positives = [int(np.argsort(-row)[10]) for row in scores]  # each query's 11th best, as a retriever's positive
+    relevant = [{p, (p + 5) % 200} for p in positives]
+    hardest = mine_negatives(scores, positives, relevant, n=3)
+    spread = mine_negatives(scores, positives, relevant, n=3, spread=4, depth=50, seed=1)
+    ranks = []
+    for row, rel, hard, negs in zip(scores, relevant, hardest, spread):
+        top = [int(d) for d in np.argsort(-row)[:50]]
+        assert negs[:3] == hard and len(negs) == 7 and len(set(negs)) == 7  # the hardest first, then 4 more
+        assert all(d in top and d not in rel for d in negs[3:])
+        ranks += [top.index(d) for d in negs[3:]]
+    assert np.mean(ranks) > 15  # drawn over the whole top 50, not its head (uniform: about 26)
+    assert spread == mine_negatives(scores, positives, relevant, n=3, spread=4, depth=50, seed=1)
+    assert spread != mine_negatives(scores, positives, relevant, n=3, spread=4, depth=50, seed=2)
+    short = mine_negatives(scores[:1, :6], [0], [{0, 1}], n=1, spread=9, depth=6)  # only 3 candidates left
+    assert len(short[0]) == 4 and not {0, 1} & set(short[0])

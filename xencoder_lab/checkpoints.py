@@ -230,9 +230,10 @@ def artifact_arguments(
 def variants(name: str, metric: str = "ndcg@10", folder: str | os.PathLike | None = None) -> dict[str, dict]:
     """A recipe's runs with one setting changed (``variants.json`` beside its checkpoint, written by
     ``recipes --set KEY=VALUE --record``): ``{"key=value": {column: metric}}``, as each run measured them on the
-    full test split, plus its training seconds under ``"train seconds"`` and, where the run kept them, nDCG@10
-    per query under ``"per query"`` (``{"fine-tuned" or "zero-shot": {column: {query id: value}}}``, the run's
-    model and the zero-shot one, for ``metrics.paired_bootstrap``).
+    full test split (a bi-encoder on its own; the small cross-encoder reranking its first stage), plus its
+    training seconds under ``"train seconds"`` and, where the run kept them, nDCG@10 per query under
+    ``"per query"`` (``{"fine-tuned" or "zero-shot": {column: {query id: value}}}``, the run's model and the
+    zero-shot one, for ``metrics.paired_bootstrap``).
 
     Args:
         name: the recipe (e.g. ``"bi-encoder"``).
@@ -250,8 +251,15 @@ def variants(name: str, metric: str = "ndcg@10", folder: str | os.PathLike | Non
         raise FileNotFoundError(f"{path} does not exist: record a variant with "
                                 f"`python -m xencoder_lab.recipes {name} --set KEY=VALUE --record`.")
     runs = json.loads(path.read_text())["runs"]
+
+    def trained(figures: dict) -> dict:  # {column: metrics} of the run's own model: a bi-encoder or a student
+        if "fine-tuned" in figures:
+            return figures["fine-tuned"]
+        return {column: next(m for label, m in by_label.items() if label.endswith("-> student"))
+                for column, by_label in figures.items()}
+
     return {", ".join(f"{k}={v}" for k, v in run["changed"].items()):
-            {**{column: m[metric] for column, m in run["metrics"]["fine-tuned"].items()},
+            {**{column: m[metric] for column, m in trained(run["metrics"]).items()},
              "train seconds": run["train_seconds"],
              **({"per query": run["ndcg@10 per query"]} if "ndcg@10 per query" in run else {})} for run in runs}
 

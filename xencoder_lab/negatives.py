@@ -64,9 +64,15 @@ def mine_negatives(
     relevant: Sequence[set[int]],
     n: int,
     margin: float | None = 0.95,
+    spread: int = 0,
+    depth: int = 100,
+    seed: int = 0,
 ) -> list[list[int]]:
     """For each row of ``scores`` (Q, N), ``n`` negative columns, best-ranked first: ``mine_hard_negatives`` with
-    ``depth=1``, ``n`` rounds, each round's pick removed before the next.
+    ``depth=1``, ``n`` rounds, each round's pick removed before the next. Then ``spread`` more, drawn at random
+    (seeded) from the row's top ``depth`` columns that are neither relevant nor already picked: the candidates a
+    reranker of that top ``depth`` meets at every rank, not only the hardest (Gao et al. 2021 train a reranker on
+    negatives sampled from the retriever's list it serves).
 
     ``margin=None`` keeps every non-relevant column (no margin): with random ``scores`` that draws random
     negatives, the easy kind. ``scores`` is not changed.
@@ -77,9 +83,12 @@ def mine_negatives(
         relevant: the columns judged relevant, one set per row; never negatives.
         n: negatives per row.
         margin: a negative scores below ``margin`` x the positive's score; None: no margin.
+        spread: negatives drawn from the whole top ``depth`` after the ``n`` hardest.
+        depth: the list ``spread`` draws from, in ranks.
+        seed: for ``spread``'s draws.
 
     Returns:
-        Q lists of ``n`` columns.
+        Q lists of ``n + spread`` columns (fewer ``spread`` ones when the top ``depth`` runs out).
 
     Raises:
         ValueError: not one positive and one relevant set per row.
@@ -89,7 +98,10 @@ def mine_negatives(
     [[2, 3]]
     >>> mine_negatives(scores, positives=[1], relevant=[{1}], n=2, margin=None)
     [[0, 2]]
+    >>> mine_negatives(scores, positives=[1], relevant=[{1}], n=1, spread=2, depth=4)   # 2 from ranks 1-4's rest
+    [[2, 3, 0]]
     """
+    original = scores
     scores = np.array(scores, copy=True)  # (Q, N), a copy in the caller's precision (float32 for embeddings)
     if not np.issubdtype(scores.dtype, np.floating):
         scores = scores.astype(float)
@@ -101,7 +113,13 @@ def mine_negatives(
         picked = mine_hard_negatives(scores, positives, relevant, depth=1, margin=margin)
         chosen.append(picked)
         scores[np.arange(len(picked)), picked] = -np.inf
-    return [list(row) for row in zip(*chosen)]
+    rows = [list(row) for row in zip(*chosen)] if n else [[] for _ in positives]
+    rng = random.Random(seed)
+    for row, picked, rel in zip(np.asarray(original), rows, relevant):  # row: (N,)
+        top = np.argsort(-row, kind="stable")[:depth]
+        rest = [int(c) for c in top if c not in rel and c not in picked]
+        picked += rng.sample(rest, min(spread, len(rest)))
+    return rows
 
 
 def mine_groups(
@@ -110,12 +128,16 @@ def mine_groups(
     scores: np.ndarray,
     n: int,
     margin: float | None = 0.95,
+    spread: int = 0,
+    depth: int = 100,
+    seed: int = 0,
 ) -> list[tuple[str, str, list[str]]]:
-    """Training groups ``(query, positive, [n negatives])``, as texts, one per (query id, relevant doc id) pair.
+    """Training groups ``(query, positive, [n + spread negatives])``, as texts, one per (query id, relevant doc
+    id) pair.
 
     ``scores[i]`` (N,) ranks the corpus, in ``list(ds.corpus)`` order, for ``pairs[i]``'s query (BM25, a
     bi-encoder, ...); every document ``ds.qrels`` judges for the query is kept out of its negatives, and the
-    negatives are ``mine_negatives(scores, ..., n, margin)``.
+    negatives are ``mine_negatives(scores, ..., n, margin, spread, depth, seed)``.
 
     Args:
         ds: the dataset the ids belong to.
@@ -123,9 +145,10 @@ def mine_groups(
         scores: (len(pairs), N), row i ranking the corpus for ``pairs[i]``'s query.
         n: negatives per group.
         margin: see ``mine_negatives``; None: no margin.
+        spread, depth, seed: see ``mine_negatives``.
 
     Returns:
-        ``[(query text, positive text, [n negative texts])]``, one per pair.
+        ``[(query text, positive text, [negative texts])]``, one per pair.
 
     Raises:
         ValueError: ``scores`` is not (len(pairs), N).
@@ -144,7 +167,7 @@ def mine_groups(
         raise ValueError(f"need scores (pairs, corpus) = ({len(pairs)}, {len(doc_ids)}), got {np.shape(scores)}.")
     positives = [column[d] for _, d in pairs]
     relevant = [{column[d] for d in ds.qrels[q]} for q, _ in pairs]
-    negatives = mine_negatives(scores, positives, relevant, n, margin)
+    negatives = mine_negatives(scores, positives, relevant, n, margin, spread, depth, seed)
     text = lambda c: document_text(ds.corpus[doc_ids[c]])  # noqa: E731
     return [(ds.queries[q], text(p), [text(c) for c in negs]) for (q, _), p, negs in zip(pairs, positives, negatives)]
 

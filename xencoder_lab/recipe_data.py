@@ -105,11 +105,11 @@ def cross_encoder_groups(bi: BiEncoder, settings: CrossEncoderRecipe):
 
 
 def title_groups(ds: Dataset, cited: set[str], miner: BiEncoder, n: int, negatives: int, margin: float | None,
-                 seed: int) -> list[tuple[str, str, list[str]]]:
+                 seed: int, spread: int = 0, depth: int = 100) -> list[tuple[str, str, list[str]]]:
     """Label-free groups ``(title, text, [negative texts])``: the title of an abstract outside ``cited`` as the
-    query for its own text, negatives the texts ``miner`` ranks best for the title (``negatives.mine_negatives``).
-    Every text goes without its title, so the title is not simply found again. ``n`` abstracts with both a title
-    and a text, drawn with ``seed`` (fewer when fewer have both)."""
+    query for its own text, negatives the texts ``miner`` ranks best for the title (``negatives.mine_negatives``,
+    with ``spread`` more from its top ``depth``). Every text goes without its title, so the title is not simply
+    found again. ``n`` abstracts with both a title and a text, drawn with ``seed`` (fewer when fewer have both)."""
     doc_ids = list(ds.corpus)
     pool = [d for d in doc_ids if d not in cited and ds.corpus[d].get("title", "").strip()
             and ds.corpus[d].get("text", "").strip()]
@@ -117,7 +117,8 @@ def title_groups(ds: Dataset, cited: set[str], miner: BiEncoder, n: int, negativ
     column = {d: i for i, d in enumerate(doc_ids)}
     titles = [ds.corpus[d]["title"] for d in chosen]
     scores = miner.encode_queries(titles, show_progress=False) @ encode_corpus(miner, ds).T  # (T, N), corpus cached
-    mined = mine_negatives(scores, [column[d] for d in chosen], [{column[d]} for d in chosen], negatives, margin)
+    mined = mine_negatives(scores, [column[d] for d in chosen], [{column[d]} for d in chosen], negatives, margin,
+                           spread, depth, seed)
     text = lambda c: ds.corpus[doc_ids[c]]["text"]  # noqa: E731
     return [(t, ds.corpus[d]["text"], [text(c) for c in negs]) for t, d, negs in zip(titles, chosen, mined)]
 
@@ -199,7 +200,8 @@ def distillation_groups(settings: Distillation):
     them (``distillation_data``).
 
     Two kinds of group ``(query, positive, [negatives])``: every train judgment outside validation, negatives
-    mined by the fine-tuned bi-encoder (as for the cross-encoder); and ``title_queries`` label-free ones, the
+    mined by the fine-tuned bi-encoder (as for the cross-encoder, then ``spread_negatives`` drawn from its top
+    ``spread_depth``); and ``title_queries`` label-free ones, the
     title of an abstract no train or validation claim cites as the query for its text, the other texts' titles
     dropped too. Abstracts relevant to test claims may be among them: their titles are used, never a judgment.
     """
@@ -210,11 +212,12 @@ def distillation_groups(settings: Distillation):
     d_emb = encode_corpus(miner, train)  # (N, D), cached
     judged = [(qid, doc_id) for qid, docs in train.qrels.items() for doc_id, grade in docs.items() if grade > 0]
     scores = miner.encode_queries([train.queries[q] for q, _ in judged], show_progress=False) @ d_emb.T  # (P, N)
-    groups = mine_groups(train, judged, scores, settings.negatives, settings.negative_margin)
+    spread = (settings.spread_negatives, settings.spread_depth)
+    groups = mine_groups(train, judged, scores, settings.negatives, settings.negative_margin, *spread, settings.seed)
 
     cited = protocol.relevant_documents(train) | protocol.relevant_documents(validation)
     groups += title_groups(train, cited, miner, settings.title_queries, settings.negatives,
-                           settings.negative_margin, settings.seed)
+                           settings.negative_margin, settings.seed, *spread)
     return groups, validation
 
 

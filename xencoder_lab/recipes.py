@@ -58,7 +58,7 @@ from .recipe_training import (
     train_small_cross_encoder_recipe,
 )
 from .retrieval import dense_run
-from .settings import CROSS_ENCODER_FIRST_STAGE, SETTINGS, SMALL_CROSS_ENCODER, EveryLengthRecipe, Recipe
+from .settings import CROSS_ENCODER_FIRST_STAGE, SETTINGS, EveryLengthRecipe, Recipe, SmallCrossEncoderRecipe
 
 RECIPES = {name: {"settings": SETTINGS[name], "training_probe": probe} for name, probe in TRAINING_PROBES.items()}
 RECIPES["cross-encoder-first-stage"] = {  # its manifest is committed, not its weights (``settings.EveryLengthRecipe``)
@@ -145,8 +145,9 @@ def _bi_encoder(args, out: Path, training_probe: list[float], name: str, setting
 
 def _record(name: str, settings: Recipe, manifest: dict, overwrite: bool) -> dict:
     """Add a run with changed settings to ``data/checkpoints/<name>/variants.json``: the change, the command,
-    the figures (with nDCG@10 per query, when the manifest has them, for paired tests: ``checkpoints.variants``)
-    and the seconds (no weights). A run already recorded with the same change is kept unless ``overwrite``."""
+    the figures (with nDCG@10 per query, when the manifest has them, for paired tests: ``checkpoints.variants``),
+    the seconds and, for a recipe that keeps its best step, that step and its validation nDCG@10 (no weights).
+    A run already recorded with the same change is kept unless ``overwrite``."""
     path = checkpoints.CHECKPOINTS / name / "variants.json"
     own = RECIPES[name]["settings"].asdict()
     changed = {k: v for k, v in settings.asdict().items() if own[k] != v}
@@ -155,8 +156,10 @@ def _record(name: str, settings: Recipe, manifest: dict, overwrite: bool) -> dic
         raise FileExistsError(f"{path} already records a run with {changed}: pass --overwrite to replace it.")
     command = manifest["command"] + "".join(f" --set {shlex.quote(f'{k}={json.dumps(v)}')}"
                                             for k, v in changed.items()) + " --record"
+    best = manifest.get("log", [{}])[-1]  # a recipe that keeps its best step ends its log with it
     run = {"changed": changed, "command": command, "steps": manifest["steps"], "metrics": manifest["metrics"],
            "train_seconds": manifest["train_seconds"], "hardware": manifest["hardware"],
+           **({"best step": best["best_step"], "validation": best["validation"]} if "best_step" in best else {}),
            **({"ndcg@10 per query": manifest["per_query"]} if manifest.get("per_query") else {})}
     runs = [r for r in runs if r["changed"] != changed] + [run]
     about = (f"Runs of the {name} recipe with one setting changed, measured like its checkpoint; each was made by "
@@ -246,12 +249,12 @@ def second_stage(settings: EveryLengthRecipe, out: str | Path, command: str, tra
     return manifest
 
 
-def _small_cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
-    """Distil, store the best student by validation, and measure it on the three columns: reranking the
-    fine-tuned bi-encoder's top ``test_depth``, beside that first stage and the teacher."""
+def _small_cross_encoder(args, out: Path, training_probe: list[float], settings: SmallCrossEncoderRecipe) -> dict:
+    """Distil, store the best student by validation (or, with ``--record``, only its figures: ``_record``), and
+    measure it on the three columns: reranking the fine-tuned bi-encoder's top ``test_depth``, beside that first
+    stage and the teacher."""
     start = time.perf_counter()
-    settings = SMALL_CROSS_ENCODER
-    model, trainable, log, validation = train_small_cross_encoder_recipe(steps=args.steps)
+    model, trainable, log, validation = train_small_cross_encoder_recipe(settings, steps=args.steps)
     train_seconds = time.perf_counter() - start
     with torch.no_grad():  # measure exactly what is stored: the fp16 weights
         for name, param in model.named_parameters():
@@ -270,12 +273,14 @@ def _small_cross_encoder(args, out: Path, training_probe: list[float]) -> dict:
             results[column][f"bi-encoder top {depth} -> {label}"] = metrics.evaluate(rerank(first, scores, depth),
                                                                                     ds.qrels)
     manifest = _manifest(
-        "small-cross-encoder", args.steps, train_seconds=round(train_seconds), best_step=log[-1]["best_step"],
-        stored="encoder layers, head, scale; fp16", metrics=results, log=log,
+        "small-cross-encoder", args.steps, settings, train_seconds=round(train_seconds),
+        best_step=log[-1]["best_step"], stored="encoder layers, head, scale; fp16", metrics=results, log=log,
         probe=checkpoints.probe_outputs(model), training_probe=training_probe,
-        data_probe=recipe_data.data_digest("small-cross-encoder"),
+        data_probe=None if args.record else recipe_data.data_digest("small-cross-encoder", settings),
     )
     manifest["total_seconds"] = round(time.perf_counter() - start)
+    if args.record:
+        return _record("small-cross-encoder", settings, manifest, args.overwrite)
     checkpoints.save_checkpoint(model, trainable, manifest, out, overwrite=args.overwrite)
     return manifest
 
@@ -314,7 +319,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--set {item} ({args.recipe}): {err}")
     if args.set and not args.record:
         parser.error("--set changes a recipe: add --record (a checkpoint is made by the recipe's own settings).")
-    recordable = ("bi-encoder", "query-tower", "distilled-bi-encoder", "poly-encoder", "colbert")
+    recordable = ("bi-encoder", "query-tower", "distilled-bi-encoder", "small-cross-encoder", "poly-encoder",
+                  "colbert")
     if args.record and args.recipe not in recordable:
         parser.error(f"--record is for {', '.join(recordable)}, not {args.recipe}.")
     if args.verify:
@@ -337,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         result = second_stage(RECIPES["cross-encoder"]["settings"], out, "python -m xencoder_lab.recipes "
                               "cross-encoder", training_probe, args.overwrite)
     elif args.recipe == "small-cross-encoder":
-        result = _small_cross_encoder(args, out, training_probe)
+        result = _small_cross_encoder(args, out, training_probe, settings)
     else:
         result = _bi_encoder(args, out, training_probe, args.recipe, settings)
     print(f"recorded in {out / 'variants.json'}" if args.record else f"wrote {out}")

@@ -290,6 +290,8 @@ class Distillation(Recipe):
     negatives: int = 3  # per group: 1 positive + 3 negatives = 4 teacher logits
     negative_margin: float | None = 0.95  # None: no margin (``negatives.mine_groups``)
     title_queries: int = 600  # label-free groups: an uncited abstract's title as the query for its text
+    spread_negatives: int = 0  # per group, after the hardest: drawn at random from the miner's top spread_depth
+    spread_depth: int = 100
 
 
 @dataclass(frozen=True)
