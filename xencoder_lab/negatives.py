@@ -115,7 +115,7 @@ def mine_negatives(
         scores[np.arange(len(picked)), picked] = -np.inf
     rows = [list(row) for row in zip(*chosen)] if n else [[] for _ in positives]
     rng = random.Random(seed)
-    for row, picked, rel in zip(np.asarray(original), rows, relevant):  # row: (N,)
+    for row, picked, rel in zip(np.asarray(original), rows, relevant) if spread else ():  # row: (N,)
         top = np.argsort(-row, kind="stable")[:depth]
         rest = [int(c) for c in top if c not in rel and c not in picked]
         picked += rng.sample(rest, min(spread, len(rest)))
