@@ -123,11 +123,13 @@ def title_groups(ds: Dataset, cited: set[str], miner: BiEncoder, n: int, negativ
     return [(t, ds.corpus[d]["text"], [text(c) for c in negs]) for t, d, negs in zip(titles, chosen, mined)]
 
 
-def medquad_groups(n: int, negatives: int, seed: int) -> list[tuple[str, str, list[str]]]:
+def medquad_groups(n: int, negatives: int, seed: int, spread: int = 0,
+                   depth: int = 100) -> list[tuple[str, str, list[str]]]:
     """Label-free groups from MedQuAD (optional training data, ``$XLAB_DATA/medquad``): ``n`` questions drawn
     with ``seed``, each with its answer and the ``negatives`` answers BM25 ranks best for it among the other
     NIH documents' (a document's answers share its topic: id ``A-<document>-<n>``), duplicates of the answer
-    and empty answers left out.
+    and empty answers left out; then ``spread`` more drawn at random (seeded) from the rest of BM25's top
+    ``depth`` (fewer when it runs out).
 
     Raises:
         ValueError: a question whose BM25 top 200 holds fewer than ``negatives`` usable answers.
@@ -142,31 +144,35 @@ def medquad_groups(n: int, negatives: int, seed: int) -> list[tuple[str, str, li
     asked = random.Random(seed).sample(answered, min(n, len(answered)))
     answers = list(med.corpus)
     ranked, _ = BM25([med.corpus[a]["text"] for a in answers], answers).search([med.queries[q] for q in asked], k=200)
-    groups = []
+    rng, groups = random.Random(seed), []
     for q, top in zip(asked, ranked):
         answer = next(d for d in med.qrels[q] if med.corpus.get(d, {}).get("text", "").strip())
         positive = med.corpus[answer]["text"]
-        negs = [med.corpus[a]["text"] for a in top
-                if source(a) != source(answer) and med.corpus[a]["text"].strip() not in ("", positive.strip())]
-        if len(negs) < negatives:
-            raise ValueError(f"MedQuAD question {q}: {len(negs)} usable answers in BM25's top 200, need {negatives}.")
-        groups.append((med.queries[q], positive, negs[:negatives]))
+        usable = [rank for rank, a in enumerate(top)
+                  if source(a) != source(answer) and med.corpus[a]["text"].strip() not in ("", positive.strip())]
+        if len(usable) < negatives:
+            raise ValueError(f"MedQuAD question {q}: {len(usable)} usable answers in BM25's top 200, need {negatives}.")
+        rest = [rank for rank in usable[negatives:] if rank < depth]
+        picked = usable[:negatives] + (rng.sample(rest, min(spread, len(rest))) if spread else [])
+        groups.append((med.queries[q], positive, [med.corpus[top[rank]]["text"] for rank in picked]))
     return groups
 
 
 def every_length_groups(bi: BiEncoder, settings: EveryLengthRecipe):
     """(groups, validation split): the second-stage cross-encoder's data. Each train judgment's group as
-    ``cross_encoder_groups`` mines it (same split, same negatives), with documents of every length: of its
-    negatives, ``bare_negatives`` cut to the bare title and ``first_sentence_negatives`` to title and first
+    ``cross_encoder_groups`` mines it (same split, same negatives, then ``spread_negatives`` drawn from the
+    fine-tuned bi-encoder's top ``spread_depth``: ``negatives.mine_negatives``), with documents of every length:
+    of its negatives, ``bare_negatives`` cut to the bare title and ``first_sentence_negatives`` to title and first
     sentence (short and hard), at random places; its positive cut to title and first sentence in a
     ``first_sentence_positives`` share. Then ``title_queries`` title -> text and ``medquad_queries`` MedQuAD
-    groups (``title_groups``, ``medquad_groups``), label-free."""
+    groups (``title_groups``, ``medquad_groups``, with as many spread negatives), label-free."""
     train, validation, judged, scores = _judged_and_scores(bi, settings)
     doc_ids = list(train.corpus)
     column = {d: i for i, d in enumerate(doc_ids)}
     mined = mine_negatives(scores, [column[d] for _, d in judged],
                            [{column[d] for d in train.qrels[q]} for q, _ in judged], settings.negatives,
-                           settings.negative_margin)  # as mine_groups mines them: columns, not yet texts
+                           settings.negative_margin, settings.spread_negatives, settings.spread_depth,
+                           settings.seed)  # as mine_groups mines them (then spread ones): columns, not yet texts
     rng = random.Random(settings.seed)
     title, text = (lambda d: train.corpus[d].get("title", "")), (lambda d: train.corpus[d].get("text", ""))
     cuts = {"bare": lambda d: document_text({"title": title(d)}) or document_text(train.corpus[d]),  # untitled: all
@@ -181,9 +187,10 @@ def every_length_groups(bi: BiEncoder, settings: EveryLengthRecipe):
         positive = cuts["first" if rng.random() < settings.first_sentence_positives else "full"](d)
         groups.append((train.queries[q], positive, negatives))
     cited = protocol.relevant_documents(train) | protocol.relevant_documents(validation)
+    spread = (settings.spread_negatives, settings.spread_depth)
     groups += title_groups(train, cited, bi, settings.title_queries, settings.negatives, settings.negative_margin,
-                           settings.seed)
-    groups += medquad_groups(settings.medquad_queries, settings.negatives, settings.seed)
+                           settings.seed, *spread)
+    groups += medquad_groups(settings.medquad_queries, settings.negatives, settings.seed, *spread)
     return groups, validation
 
 
@@ -238,30 +245,61 @@ def distillation_data(settings: Distillation):
     return groups, score_groups(teacher, groups, cache=True, show_progress=None), validation
 
 
-def data_digest(name: str, settings: Recipe | None = None) -> str | None:
-    """A 16-hex sha256 of what recipe ``name`` trains on and holds out with ``settings`` (default: its own): the
-    training texts, the mined negatives, the positives' rows and the validation claims' ids, in order. A
-    checkpoint's manifest keeps it (``data_probe``) and a test recomputes it, so a change to splitting or mining
-    fails a test before anyone retrains. None for the poly-encoder, whose miner is the untrained poly-encoder
-    itself (its corpus would be encoded anew); its data is the bi-encoder recipe's, made by the same function.
+SKETCH = 128  # hashes kept of the mined negatives
+
+
+def data_digest(name: str, settings: Recipe | None = None) -> dict | None:
+    """What recipe ``name`` trains on and holds out with ``settings`` (default: its own), in two parts that a
+    checkpoint's manifest keeps (``data_probe``) and a test recomputes, so a change to splitting or mining fails a
+    test before anyone retrains:
+
+    - ``"digest"``: a 16-hex sha256 of the training texts and positives, how many negatives each row has and the
+      validation claims' ids, in order. Exact.
+    - ``"negatives"``: a sketch of the mined negatives as (row, text) pairs: the ``SKETCH`` smallest of their
+      64-bit hashes. Mining ranks by floating-point scores, and a CPU that rounds otherwise swaps a near-tie now
+      and then (one bi-encoder negative in 830 moves when its claims' embeddings move by 1e-7), so two machines'
+      lists are compared by the share of pairs they hold in common (``sketch_overlap``); another margin, depth or
+      miner moves most of them.
+
+    None for the poly-encoder, whose miner is the untrained poly-encoder itself (its corpus would be encoded anew);
+    its data is the bi-encoder recipe's, made by the same function.
     """
     settings = SETTINGS[name] if settings is None else settings
     if name in ("bi-encoder", "colbert"):
         pairs, negatives, validation = bi_encoder_training_data(
             BiEncoder(pooling=getattr(settings, "pooling", "mean"), max_length=settings.max_length), settings)
-        parts = [pairs, negatives]
+        parts, negatives = [pairs], [[n] for n in negatives or []]
     elif name == "query-tower":
         queries, positives, relevant, _, validation = query_tower_training_data(
             BiEncoder(pooling=settings.pooling, max_length=settings.max_length, shared=False), settings)
-        parts = [queries, positives, [sorted(r) for r in relevant]]
-    elif name in ("cross-encoder", "cross-encoder-first-stage"):  # the second stage's data, or the first's
-        make = every_length_groups if isinstance(settings, EveryLengthRecipe) else cross_encoder_groups
-        groups, validation = make(load_bi_encoder(), settings)
-        parts = [groups]
-    elif name in ("small-cross-encoder", "distilled-bi-encoder"):
-        groups, validation = distillation_groups(settings)
-        parts = [groups]
+        parts, negatives = [queries, positives, [sorted(r) for r in relevant]], []
+    elif name in ("cross-encoder", "cross-encoder-first-stage", "small-cross-encoder", "distilled-bi-encoder"):
+        if name in ("small-cross-encoder", "distilled-bi-encoder"):
+            groups, validation = distillation_groups(settings)
+        else:  # the second stage's data, or the first's
+            make = every_length_groups if isinstance(settings, EveryLengthRecipe) else cross_encoder_groups
+            groups, validation = make(load_bi_encoder(), settings)
+        parts, negatives = [[(query, positive) for query, positive, _ in groups]], [n for _, _, n in groups]
     else:
         return None
-    parts.append(sorted(validation.queries))
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+    parts += [[len(n) for n in negatives], sorted(validation.queries)]
+    hashes = sorted(hashlib.sha256(f"{row}\t{text}".encode()).hexdigest()[:16]
+                    for row, texts in enumerate(negatives) for text in texts)  # 16 hex: sorted as 64-bit numbers
+    return {"digest": hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16], "negatives": hashes[:SKETCH]}
+
+
+def sketch_overlap(a: list[str], b: list[str]) -> float:
+    """The share of pairs two lists of negatives hold in common (their Jaccard similarity), estimated from their
+    sketches (``data_digest``'s ``"negatives"``, sorted hashes): of the k smallest hashes of both together, the
+    share found in each, k the shorter sketch's length (Broder 1997). Two empty sketches agree.
+
+    >>> sketch_overlap(["01", "02", "03", "04"], ["01", "02", "03", "05"])
+    0.75
+    >>> sketch_overlap([], [])
+    1.0
+    """
+    k = min(len(a), len(b))
+    if not k:
+        return float(len(a) == len(b))
+    both = sorted(set(a) | set(b))[:k]
+    return sum(h in a and h in b for h in both) / k

@@ -276,6 +276,8 @@ class EveryLengthRecipe(CrossEncoderRecipe):
     first_sentence_positives: float = 0.2  # the share of claim groups whose positive is cut the same way
     title_queries: int = 412  # label-free groups: uncited abstracts' titles -> their texts (a quarter of all)
     medquad_queries: int = 412  # ... and MedQuAD questions -> their answers, BM25's answers from other documents
+    spread_negatives: int = 0  # per group, after the hardest: drawn at random from the miner's top spread_depth
+    spread_depth: int = 100
     rerank_depth: int = 100  # validation: rerank the fine-tuned bi-encoder's top 100, the pipeline's depth
     evaluate_every: int = 600  # steps: before training and at its end (80 claims x 100 pairs, 5 minutes each)
 
