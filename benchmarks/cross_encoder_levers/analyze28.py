@@ -44,7 +44,9 @@ def column_terms(path):
     z = np.load(path)
     if "query_id" not in z.files:  # eval28.py's file
         found = [col for col in columns if col + "_q" in z.files]
-        return {col: (z[col + "_q"], z[col + "_d"], z[col + "_parts"]) for col in found}, None
+        within = {"all": ["all", "unseen"]}  # eval28 scores all's pairs minus the unseen claims' ones it already has
+        return {col: tuple(np.concatenate([z[c + part] for c in within.get(col, [col]) if c + "_q" in z.files])
+                           for part in ("_q", "_d", "_parts")) for col in found}, None
     if "head" not in z.files:
         raise SystemExit(f"{path} holds the logit only: make it with both terms (python -m xencoder_lab.pair_scores)")
     both = np.stack([z["head"], z["warm"]], axis=1)  # (P, 2)

@@ -4,7 +4,7 @@ usage: eval28.py MODEL OUT [COLUMNS]
 MODEL: "old" (the first stage, data/checkpoints/cross-encoder-first-stage, its weights restored), a checkpoint
 folder (every_length.py's) or a state-dict path (a lever's .pt; a plain-head model from lever1.py).
 Writes OUT.npz (per column: query ids, doc ids, head, warm) as each column finishes; CACM first, then unseen,
-then the rest of all."""
+then the rest of all. Run again with more columns, it keeps those OUT.npz has and scores the others."""
 import sys
 import time
 from pathlib import Path
@@ -38,16 +38,19 @@ def first_stages(ds):
     return {"bm25": dict(zip(ds.queries, ids)), "tuned": dense_run(tuned, ds, k=100)}
 
 
-done = set()
-arrays = {}
+arrays = dict(np.load(OUT + ".npz")) if Path(OUT + ".npz").exists() else {}  # a column already scored is kept
+scifact = [name for name in WANT if name != "CACM"]  # the SciFact columns share pairs (unseen is inside all)
+done = {(q, d) for name in scifact if name + "_q" in arrays for q, d in zip(arrays[name + "_q"], arrays[name + "_d"])}
 for name in WANT:
+    if name + "_q" in arrays:
+        continue
     ds = columns[name]
     runs = first_stages(ds)
     pairs = sorted({(q, d) for run in runs.values() for q in run for d in run[q][:100]} - done)
     start = time.time()
     both = model.score_parts([ds.queries[q] for q, _ in pairs], [document_text(ds.corpus[d]) for _, d in pairs])
     print(name, len(pairs), "pairs", round(time.time() - start), "s", flush=True)
-    done |= set(pairs)
+    done |= set(pairs) if name in scifact else set()
     arrays[name + "_q"] = np.array([q for q, _ in pairs])
     arrays[name + "_d"] = np.array([d for _, d in pairs])
     arrays[name + "_parts"] = both
