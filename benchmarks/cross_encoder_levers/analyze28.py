@@ -1,5 +1,6 @@
 """Read a model's pair terms and print, per column and first stage, nDCG@10 at depths 10, 20, 50, 100 for its logit
-(or one of its parts), bare titles in CACM's top 10, paired intervals at depth 100.
+(or one of its parts), bare titles in CACM's top 10, paired intervals at depth 100 against the first stage and,
+for every model after the first named, against the first named.
 
 usage: analyze28.py NAME=FILE[:term] ...
 FILE: eval28.py's OUT.npz, a pair-score file with both terms (``python -m xencoder_lab.pair_scores``'s, e.g.
@@ -100,6 +101,7 @@ for col, ds in columns.items():
         if col == "CACM":
             line += f" bare/q {np.mean([len(set(first[q][:10]) & bare) for q in ds.queries]):.2f}"
         print(line)
+        reference = None  # the first named model's per-query nDCG@10 at depth 100
         for name, by_column in systems.items():
             scores = by_column.get(col, {})
             if not all(d in scores.get(q, {}) for q in ds.queries for d in first[q][:100]):
@@ -110,11 +112,17 @@ for col, ds in columns.items():
                 run = rerank(first, scores, depth)
                 row[depth] = metrics.evaluate(run, ds.qrels, ["ndcg@10"])["ndcg@10"]
             run = rerank(first, scores, 100)
-            cmp = metrics.compare_scores(base, metrics.per_query(run, ds.qrels, "ndcg@10"))
+            mine, against = metrics.per_query(run, ds.qrels, "ndcg@10"), None
+            cmp = metrics.compare_scores(base, mine)
             extra = ""
             if col == "CACM":
                 extra = f" bare/q {np.mean([len(set(run[q][:10]) & bare) for q in ds.queries]):.2f}"
+            if reference is None:
+                reference, reference_name = mine, name
+            else:
+                against = metrics.compare_scores(reference, mine)
+                extra += f"  vs {reference_name} {against['gain']:+.3f} {against['95% interval']}"
             print(f"    {name:24} " + " ".join(f"@{k} {v:.3f}" for k, v in row.items())
                   + f"  vs first @100 {cmp['gain']:+.3f} {cmp['95% interval']}{extra}")
-            out[f"{col}/{fname}/{name}"] = {"depths": row, "vs_first": cmp}
+            out[f"{col}/{fname}/{name}"] = {"depths": row, "vs_first": cmp, "vs_" + reference_name: against}
 json.dump(out, open("analysis.json", "w"), default=str, indent=1)
